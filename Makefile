@@ -1,0 +1,52 @@
+# Two commands set up everything on a fresh machine (Python 3.11+, JDK 17+, Maven):
+#   make run    local Kafka broker + worker + demo producer, alerts on screen
+#   make test   virtualenv, packages, Kafka jars, lint, types, unit and integration tests
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit integration kafka-up kafka-down bench-quality bench-throughput clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check streamproc tests bench
+	$(BIN)/ruff format --check streamproc tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+test: lint typecheck
+	$(BIN)/pytest tests
+
+run: $(STAMP)
+	$(BIN)/streamproc run-local
+
+kafka-up: $(STAMP)
+	$(BIN)/streamproc kafka up
+
+kafka-down: $(STAMP)
+	$(BIN)/streamproc kafka down
+
+bench-quality: $(STAMP)
+	$(BIN)/python bench/quality.py
+
+bench-throughput: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

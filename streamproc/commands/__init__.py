@@ -1,0 +1,1 @@
+"""CLI subcommands: thin adapters that parse arguments and call the core or the worker."""

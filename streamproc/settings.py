@@ -1,0 +1,366 @@
+"""Configuration, parsed once at the edge into frozen objects.
+
+Sources, later ones winning: defaults, a YAML file (``--config FILE`` or
+``STREAMPROC_CONFIG``), then environment variables. Every scalar setting has an
+environment variable named ``STREAMPROC_<SECTION>_<FIELD>`` (for example
+``STREAMPROC_KAFKA_BOOTSTRAP_SERVERS``); :func:`env_names` lists them all and
+docs/configuration.md documents each one next to its field description.
+
+Errors name the key at fault (``engine.overrides.0.detectors.1.params.delta``)
+and, for environment variables, the variable. Secrets are
+:class:`pydantic.SecretStr`, so they print as ``**********`` in logs and dumps.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from streamproc.errors import ConfigError
+
+ENV_PREFIX = "STREAMPROC_"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class StreamKind(StrEnum):
+    """What a stream measures; part of every stream's identity and alert."""
+
+    VALUE = "value"
+    """A numeric (or boolean as 0/1) feature's values."""
+    PREDICTION = "prediction"
+    """The model's numeric prediction, from feature events."""
+    MISSING_RATE = "missing_rate"
+    """1 when a feature is missing (null, NaN, inf, or absent after being seen), else 0."""
+    ERROR = "error"
+    """Per outcome: 0/1 misclassification, absolute error, or the given error/loss."""
+    CORRECTNESS = "correctness"
+    """Per outcome with labels or ``correct``: 1 when the prediction was right, else 0."""
+
+
+DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
+
+
+class DetectorSpec(_Frozen):
+    """One River detector to run on a stream."""
+
+    type: DetectorType = Field(description="River detector: adwin, page_hinkley, kswin, ddm, ...")
+    params: dict[str, float | int | str | bool | None] = Field(
+        default_factory=dict,
+        description="Constructor arguments of the River detector; unknown ones are an error.",
+    )
+
+    @model_validator(mode="after")
+    def _check_params(self) -> DetectorSpec:
+        from streamproc.detectors import check_spec  # detectors builds on these types
+
+        check_spec(self)
+        return self
+
+
+def _specs(*types: DetectorType) -> tuple[DetectorSpec, ...]:
+    return tuple(DetectorSpec(type=t) for t in types)
+
+
+class DetectorDefaults(_Frozen):
+    """Detectors per stream kind, before overrides."""
+
+    value: tuple[DetectorSpec, ...] = Field(
+        default_factory=lambda: _specs("adwin", "page_hinkley"),
+        description="Detectors on numeric feature streams.",
+    )
+    prediction: tuple[DetectorSpec, ...] = Field(
+        default_factory=lambda: _specs("adwin", "page_hinkley"),
+        description="Detectors on the numeric prediction stream.",
+    )
+    missing_rate: tuple[DetectorSpec, ...] = Field(
+        default_factory=lambda: _specs("adwin"),
+        description="Detectors on per-feature 0/1 missing indicators.",
+    )
+    error: tuple[DetectorSpec, ...] = Field(
+        default_factory=lambda: _specs("adwin"),
+        description="Detectors on the per-outcome error stream.",
+    )
+    correctness: tuple[DetectorSpec, ...] = Field(
+        default_factory=tuple,
+        description="Detectors on the 0/1 correctness stream (binary ones: ddm, eddm, ...).",
+    )
+
+    def for_kind(self, kind: StreamKind) -> tuple[DetectorSpec, ...]:
+        specs: tuple[DetectorSpec, ...] = getattr(self, kind.value)
+        return specs
+
+
+class Override(_Frozen):
+    """Settings for the streams whose model and name match the globs."""
+
+    model: str = Field(default="*", description="Glob on the model id.")
+    stream: str = Field(default="*", description="Glob on the stream name (feature or metric).")
+    kind: StreamKind | None = Field(default=None, description="Only streams of this kind.")
+    detectors: tuple[DetectorSpec, ...] | None = None
+    standardize: bool | None = None
+    warmup: int | None = Field(default=None, ge=2)
+    cooldown_events: int | None = Field(default=None, ge=0)
+
+    def matches(self, model: str, kind: StreamKind, name: str) -> bool:
+        return (
+            (self.kind is None or self.kind == kind)
+            and fnmatch.fnmatchcase(model, self.model)
+            and fnmatch.fnmatchcase(name, self.stream)
+        )
+
+
+class StreamPolicy(_Frozen):
+    """The resolved settings of one stream: defaults with every matching override applied."""
+
+    detectors: tuple[DetectorSpec, ...]
+    standardize: bool
+    warmup: int
+    cooldown_events: int
+
+
+class EngineSettings(_Frozen):
+    """How streams are watched. See docs/detectors.md."""
+
+    standardize: bool = Field(
+        default=True,
+        description="Feed detectors values scaled by a warm-up estimate of the stream's spread, "
+        "so thresholds mean the same at any scale. Off: raw values, exactly as River sees them.",
+    )
+    warmup: int = Field(
+        default=100, ge=2, description="Events per stream used to estimate the scale."
+    )
+    cooldown_events: int = Field(
+        default=1000,
+        ge=0,
+        description="After an alert, further alerts of the same stream are held back for this "
+        "many of its events, so one change gives one alert.",
+    )
+    detectors: DetectorDefaults = Field(default_factory=DetectorDefaults)
+    overrides: tuple[Override, ...] = Field(
+        default_factory=tuple, description="Applied in order; later matches win."
+    )
+
+    def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
+        """Resolve the policy of one stream (called once per stream, not per event)."""
+        fields: dict[str, Any] = {
+            "detectors": self.detectors.for_kind(kind),
+            "standardize": self.standardize,
+            "warmup": self.warmup,
+            "cooldown_events": self.cooldown_events,
+        }
+        for override in self.overrides:
+            if override.matches(model, kind, name):
+                fields.update(
+                    {k: v for k, v in override.model_dump(exclude_none=True).items() if k in fields}
+                )
+                if override.detectors is not None:
+                    fields["detectors"] = override.detectors
+        return StreamPolicy(**fields)
+
+
+class Limits(_Frozen):
+    """Bounds on input, enforced with a reason code so a producer bug cannot exhaust memory."""
+
+    max_message_bytes: int = Field(default=1_048_576, ge=16, description="Largest message accepted.")
+    max_batch_events: int = Field(default=10_000, ge=1, description="Most events in one array message.")
+    max_features_per_event: int = Field(default=1_000, ge=1, description="Most features in one event.")
+    max_name_length: int = Field(
+        default=200, ge=1, description="Longest model id, feature name or event id."
+    )
+    max_streams_per_model: int = Field(
+        default=10_000, ge=1, description="Most feature streams tracked per model."
+    )
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(_Frozen):
+    """How to reach the cluster."""
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    client_id: str = Field(default="streamproc", description="Kafka client id.")
+    group_id: str = Field(default="streamproc", description="Consumer group of the workers.")
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client private key (mutual TLS).")
+    ssl_password: SecretStr | None = Field(default=None, description="Password of the key file.")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
+
+
+class TopicSettings(_Frozen):
+    """Topic names and how missing ones are created."""
+
+    features: str = "features"
+    outcomes: str = "outcomes"
+    alerts: str = "drift-alerts"
+    dead_letters: str = "streamproc-dead-letters"
+    partitions: int = Field(default=8, ge=1, description="Partitions of topics the worker creates.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+
+
+class WorkerSettings(_Frozen):
+    """The streaming worker's behaviour."""
+
+    checkpoint_interval_seconds: float = Field(
+        default=10.0, gt=0, description="Detector state is checkpointed at least this often."
+    )
+    checkpoint_events: int = Field(
+        default=50_000, ge=1, description="...or after this many events, whichever comes first."
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="On SIGTERM, the longest a graceful stop may take."
+    )
+    data_dir: Path = Field(default=Path("var/worker"), description="Faust's local data directory.")
+    web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
+
+
+class MetricsSettings(_Frozen):
+    """Prometheus exposition."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=9108, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz.")
+    max_stream_series: int = Field(
+        default=1_000, ge=0, description="At most this many streams export per-stream gauges."
+    )
+
+
+class LogSettings(_Frozen):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Frozen):
+    """Everything streamproc is configured with."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    limits: Limits = Field(default_factory=Limits)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    def config_hash(self) -> str:
+        """A short, stable digest of the effective configuration (secrets excluded)."""
+        dumped = self.model_dump(mode="json", exclude={"kafka": {"sasl_password", "ssl_password"}})
+        return hashlib.sha256(orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    name: field.annotation  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+
+
+def _is_scalar(annotation: Any) -> bool:
+    text = str(annotation)
+    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults"))
+
+
+def env_names() -> dict[str, tuple[str, str]]:
+    """Every environment variable streamproc reads, mapped to its (section, field)."""
+    names = {f"{ENV_PREFIX}CONFIG": ("", "config")}
+    for section, model in _SECTIONS.items():
+        for field_name, field in model.model_fields.items():
+            if _is_scalar(field.annotation):
+                names[f"{ENV_PREFIX}{section}_{field_name}".upper()] = (section, field_name)
+    return names
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    known = env_names()
+    out: dict[str, dict[str, str]] = {}
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        if var not in known:
+            raise ConfigError(f"unknown environment variable {var} (see docs/configuration.md)")
+        section, field_name = known[var]
+        if section:
+            out.setdefault(section, {})[field_name] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping")
+    return loaded
+
+
+def _describe(exc: ValidationError, origin: str, env_keys: set[tuple[str, str]]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        where = origin
+        if len(err["loc"]) >= 2 and (str(err["loc"][0]), str(err["loc"][1])) in env_keys:
+            var = f"{ENV_PREFIX}{err['loc'][0]}_{err['loc'][1]}".upper()
+            where = f"environment variable {var}"
+        lines.append(f"{where}: {loc}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the frozen :class:`Settings` from a YAML file and the environment.
+
+    ``environ`` defaults to :data:`os.environ`; tests pass their own mapping.
+    Raises :class:`ConfigError` naming the file, key or variable at fault.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = environ[f"{ENV_PREFIX}CONFIG"]
+    data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    env = _env_overrides(environ)
+    for section, values in env.items():
+        current = data.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigError(f"config file {path}: {section} must be a mapping")
+        data[section] = {**current, **values}
+    env_keys = {(s, f) for s, vals in env.items() for f in vals}
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        origin = f"config file {path}" if path is not None else "settings"
+        raise ConfigError(_describe(exc, origin, env_keys)) from exc
