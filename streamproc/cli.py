@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 
-COMMANDS: tuple[str, ...] = (
-    "streamproc.commands.config",
-)
+COMMANDS: tuple[str, ...] = ("streamproc.commands.config",)
 
 
 def build_parser() -> argparse.ArgumentParser:

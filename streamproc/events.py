@@ -121,9 +121,7 @@ class Decoded:
     rejections: list[Rejection] = field(default_factory=list)
 
 
-def decode(
-    payload: bytes, *, kind: EventKind | None, received_ms: int, limits: Limits
-) -> Decoded:
+def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: Limits) -> Decoded:
     """Decode one message (a JSON object, or an array of them) into events.
 
     ``kind`` is the contract the topic implies; None (a replayed file) means

@@ -173,9 +173,15 @@ class EngineSettings(_Frozen):
 class Limits(_Frozen):
     """Bounds on input, enforced with a reason code so a producer bug cannot exhaust memory."""
 
-    max_message_bytes: int = Field(default=1_048_576, ge=16, description="Largest message accepted.")
-    max_batch_events: int = Field(default=10_000, ge=1, description="Most events in one array message.")
-    max_features_per_event: int = Field(default=1_000, ge=1, description="Most features in one event.")
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=16, description="Largest message accepted."
+    )
+    max_batch_events: int = Field(
+        default=10_000, ge=1, description="Most events in one array message."
+    )
+    max_features_per_event: int = Field(
+        default=1_000, ge=1, description="Most features in one event."
+    )
     max_name_length: int = Field(
         default=200, ge=1, description="Longest model id, feature name or event id."
     )
@@ -251,7 +257,9 @@ class MetricsSettings(_Frozen):
     """Prometheus exposition."""
 
     host: str = "0.0.0.0"
-    port: int = Field(default=9108, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz.")
+    port: int = Field(
+        default=9108, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz."
+    )
     max_stream_series: int = Field(
         default=1_000, ge=0, description="At most this many streams export per-stream gauges."
     )
