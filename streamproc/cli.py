@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from streamproc import __version__
 from streamproc.errors import StreamprocError
 
-COMMANDS: tuple[str, ...] = ("streamproc.commands.config",)
+COMMANDS: tuple[str, ...] = (
+    "streamproc.commands.config",
+    "streamproc.commands.kafka",
+    "streamproc.commands.replay",
+    "streamproc.commands.worker",
+    "streamproc.commands.demo",
+    "streamproc.commands.alerts",
+    "streamproc.commands.run_local",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,145 @@
+"""Drift alerts: the output contract (docs/alerts.md, ``schemas/alert.schema.json``).
+
+An alert's ``alert_id`` is derived from the stream's identity, the detector
+and the triggering event's position in the stream, never from wall-clock time
+or process state. Replaying the same events (after a crash, in a backtest)
+therefore yields the same ids, so consumers can de-duplicate on ``alert_id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from streamproc.settings import StreamKind
+
+SCHEMA_VERSION = 1
+
+_NAMESPACE = uuid.UUID("5b0f6f0e-3a52-4d0c-9a47-6c3d2f1e8a90")
+"""UUIDv5 namespace of alert ids; changing it would change every id."""
+
+
+class Severity(StrEnum):
+    """How urgently a human should look."""
+
+    INFO = "info"
+    """A change for the better (fewer missing values, fewer errors)."""
+    WARNING = "warning"
+    """A change worth a look: under two standard deviations, or of unknown size."""
+    CRITICAL = "critical"
+    """A large change: two standard deviations or more, or a rate that at least doubled."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamId:
+    """Which stream an alert is about."""
+
+    model: str
+    """Model id."""
+    kind: StreamKind
+    """What the stream measures."""
+    name: str
+    """Feature name, ``prediction``, ``error`` or ``loss``, ``correctness``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What changed, in the stream's own units."""
+
+    mean_before: float | None
+    """Mean of the stream since its previous alert (or since it started)."""
+    mean_after: float | None
+    """Exponentially weighted mean of the stream's most recent events (span ~50)."""
+    scale: float | None
+    """The stream's standard deviation from its warm-up; None before warm-up ends."""
+    magnitude: float | None
+    """(mean_after - mean_before) / scale: the shift in standard deviations."""
+    direction: str
+    """``up``, ``down`` or ``none``."""
+    window: int | None
+    """The detector's window width after the change, when it has one (ADWIN)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A detector on a stream signalled a change."""
+
+    alert_id: str
+    """Deterministic id (UUIDv5 of stream, detector and event position): de-duplicate on it."""
+    stream: StreamId
+    """The stream that changed."""
+    detector: dict[str, Any]
+    """Detector type and its full parameters."""
+    event_id: str | None
+    """``id`` of the event that triggered the detection, if it had one."""
+    event_ts: int
+    """Event time (epoch ms) of the triggering event."""
+    detected_at: int
+    """Processing time (epoch ms) at which the worker or replay detected it."""
+    events_seen: int
+    """Events the stream had seen, the triggering one included (its position)."""
+    change: Change
+    """Summary of the change."""
+    severity: Severity
+    """How urgently to look."""
+    schema_version: int = SCHEMA_VERSION
+    """Version of this contract; bumped only on incompatible changes."""
+
+    @property
+    def model(self) -> str:
+        return self.stream.model
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["model"] = self.stream.model
+        return body
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+
+def alert_id(stream: StreamId, detector_index: int, detector_type: str, position: int) -> str:
+    """The deterministic id of the alert a detector raised at a stream position."""
+    name = "\x1f".join(
+        (stream.model, stream.kind.value, stream.name, f"{detector_index}:{detector_type}")
+    )
+    return str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{position}"))
+
+
+def from_json(payload: bytes) -> Alert:
+    """Parse an alert produced by :meth:`Alert.to_json` (used by ``streamproc alerts``)."""
+    body = orjson.loads(payload)
+    stream = body["stream"]
+    return Alert(
+        alert_id=body["alert_id"],
+        stream=StreamId(stream["model"], StreamKind(stream["kind"]), stream["name"]),
+        detector=body["detector"],
+        event_id=body.get("event_id"),
+        event_ts=body["event_ts"],
+        detected_at=body["detected_at"],
+        events_seen=body["events_seen"],
+        change=Change(**body["change"]),
+        severity=Severity(body["severity"]),
+        schema_version=body.get("schema_version", SCHEMA_VERSION),
+    )
+
+
+def summarize(alert: Alert) -> str:
+    """One human-readable line per alert."""
+    change = alert.change
+    if change.mean_before is not None and change.mean_after is not None:
+        what = f"mean {change.mean_before:.4g} -> {change.mean_after:.4g}"
+        if change.magnitude is not None:
+            what += f" ({change.magnitude:+.2f} sd)"
+    else:
+        what = f"direction {change.direction}"
+    stream = alert.stream
+    return (
+        f"[{alert.severity.value.upper()}] model={stream.model} {stream.kind.value}:{stream.name} "
+        f"detector={alert.detector.get('type')} {what} after {alert.events_seen} events "
+        f"(event {alert.event_id or '-'}, id {alert.alert_id[:8]})"
+    )

@@ -1,0 +1,123 @@
+"""``streamproc run-local`` (``make run``): broker, worker, demo producer and alerts, on one screen.
+
+Everything it starts is its own child: a local Kafka broker (:class:`LocalKafka`),
+then ``streamproc worker``, ``streamproc demo`` and ``streamproc alerts
+--follow`` as subprocesses. Ctrl-C (or ``--duration``) stops them all, the
+broker last, and removes the broker's data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from streamproc.localkafka import LocalKafka, free_ports, port_open
+
+STOP_SECONDS = 15.0
+
+
+def add_command(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run-local",
+        help="run broker, worker, demo producer and alerts together (make run)",
+        description="Start a local Kafka broker, the worker, the demo producer and an alerts "
+        "reader; print the demo's announcements and the alerts. Ctrl-C stops everything.",
+    )
+    parser.add_argument("--port", type=int, default=9092, help="broker port (default 9092)")
+    parser.add_argument("--rate", type=float, default=60.0, help="demo events per second")
+    parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("var/run-local"), help="worker data and logs"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _pick_port(preferred: int) -> int:
+    if not port_open(preferred) and not port_open(preferred + 1):
+        return preferred
+    return free_ports(1)[0]
+
+
+def _child_env(bootstrap: str, workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
+    env |= {
+        "STREAMPROC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMPROC_WORKER_DATA_DIR": str(workdir / "worker"),
+        "STREAMPROC_METRICS_PORT": str(free_ports(1)[0]),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return env
+
+
+def _spawn(
+    args: list[str], env: Mapping[str, str], out: IO[bytes] | int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamproc", *args],
+        env=dict(env),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait(children: Mapping[str, subprocess.Popen[bytes]], duration: float | None) -> str:
+    """Block until Ctrl-C, the duration, or a child's unexpected exit; say which."""
+    deadline = None if duration is None else time.monotonic() + duration
+    tick = threading.Event()
+    try:
+        while not tick.wait(0.5):
+            for name, child in children.items():
+                if child.poll() is not None:
+                    return f"{name} exited with code {child.returncode}"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "duration reached"
+    except KeyboardInterrupt:
+        return "interrupted"
+    return "stopped"
+
+
+def _run(args: argparse.Namespace) -> int:
+    workdir: Path = args.dir
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _pick_port(args.port)
+    print(f"run-local: starting Kafka on 127.0.0.1:{port} ...", flush=True)
+    with LocalKafka(port, controller_port=free_ports(1)[0]) as kafka:
+        print(
+            f"run-local: Kafka {kafka.version} ready in {kafka.startup_seconds:.1f}s at "
+            f"{kafka.bootstrap_servers}; worker log: {workdir / 'worker.log'}",
+            flush=True,
+        )
+        env = _child_env(kafka.bootstrap_servers, workdir)
+        with (workdir / "worker.log").open("wb") as worker_log:
+            worker = _spawn(["worker"], env, worker_log)
+            demo = _spawn(["demo", "--rate", str(args.rate)], env, sys.stdout.buffer.fileno())
+            alerts = _spawn(["alerts", "--follow"], env, sys.stdout.buffer.fileno())
+            children = {"worker": worker, "demo": demo, "alerts": alerts}
+            try:
+                reason = _wait(children, args.duration)
+            finally:
+                for child in (demo, worker, alerts):
+                    _stop(child)
+        print(f"run-local: {reason}; stopping Kafka", flush=True)
+    failed = worker.returncode not in (0, -signal.SIGTERM)
+    return 1 if failed else 0

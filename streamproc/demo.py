@@ -1,0 +1,104 @@
+"""A deterministic demo scenario: a few models, with drifts announced in advance.
+
+The scenario is a pure generator of (time offset, kind, event) so the same
+seed gives the same events whether they are produced to Kafka in real time
+(``streamproc demo``) or written to a file for ``streamproc replay``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from streamproc.events import EventKind
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A change the demo injects, announced when the demo starts."""
+
+    at_seconds: float
+    model: str
+    description: str
+
+
+SCHEDULE: tuple[Drift, ...] = (
+    Drift(20.0, "fraud-v3", "feature 'amount' mean shifts up by 2 standard deviations"),
+    Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
+    Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
+)
+
+MODELS = ("fraud-v3", "churn-v1", "upsell-v2")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoEvent:
+    at_seconds: float
+    """When to send it, relative to the demo's start."""
+    kind: EventKind
+    model: str
+    body: dict[str, Any]
+
+
+def scenario(rate: float, seed: int = 7, start_ms: int = 0) -> Iterator[DemoEvent]:
+    """Endless demo events at ``rate`` feature events per second (outcomes on top, ~1 in 2).
+
+    ``start_ms`` is the event time of the first event; each event's ``ts`` is
+    ``start_ms`` plus its offset, so a file written from the scenario carries
+    realistic event times.
+    """
+    rng = random.Random(seed)
+    step = 1.0 / rate
+    n = 0
+    while True:
+        t = n * step
+        model = MODELS[n % len(MODELS)]
+        ts = start_ms + round(t * 1000)
+        event_id = f"{model}-{n}"
+        yield DemoEvent(t, EventKind.FEATURE, model, _features(rng, model, t, event_id, ts))
+        if n % 2 == 0:
+            yield DemoEvent(t, EventKind.OUTCOME, model, _outcome(rng, model, t, event_id, ts))
+        n += 1
+
+
+def _after(model: str, t: float) -> bool:
+    return any(d.model == model and t >= d.at_seconds for d in SCHEDULE)
+
+
+def _features(rng: random.Random, model: str, t: float, eid: str, ts: int) -> dict[str, Any]:
+    drifted = _after(model, t)
+    prediction: float | str
+    if model == "fraud-v3":
+        amount = rng.gauss(120.0 + (2 * 35.0 if drifted else 0.0), 35.0)
+        features: dict[str, Any] = {
+            "amount": round(amount, 2),
+            "account_age_days": rng.randint(1, 3650),
+            "country": rng.choice(["DE", "FR", "US", "BR", "IN"]),
+            "is_new_device": rng.random() < 0.1,
+        }
+        prediction = round(min(1.0, max(0.0, rng.gauss(0.1, 0.05))), 4)
+    elif model == "churn-v1":
+        missing = rng.random() < (0.25 if drifted else 0.01)
+        features = {
+            "tenure": None if missing else rng.randint(1, 72),
+            "monthly_charges": round(rng.gauss(70.0, 20.0), 2),
+            "support_calls": rng.randint(0, 6),
+        }
+        prediction = round(rng.random(), 4)
+    else:
+        features = {
+            "basket_value": round(rng.lognormvariate(3.5, 0.6), 2),
+            "visits_30d": rng.randint(0, 40),
+        }
+        prediction = "yes" if rng.random() < 0.3 else "no"
+    return {"model": model, "id": eid, "ts": ts, "features": features, "prediction": prediction}
+
+
+def _outcome(rng: random.Random, model: str, t: float, eid: str, ts: int) -> dict[str, Any]:
+    rate = 0.25 if (model == "upsell-v2" and _after(model, t)) else 0.05
+    wrong = rng.random() < rate
+    y_true = "yes" if rng.random() < 0.3 else "no"
+    y_pred = ("no" if y_true == "yes" else "yes") if wrong else y_true
+    return {"model": model, "id": eid, "ts": ts, "y_true": y_true, "y_pred": y_pred}

@@ -1,0 +1,263 @@
+"""The drift engine: decoded events in, alerts out. Pure, deterministic, no I/O.
+
+The worker and ``streamproc replay`` both drive this class, so a backtest on a
+file gives exactly what production gives. All state is per model, and each
+stream's sequence depends only on the order of its model's events on one topic
+(which Kafka preserves per key), so the same alerts come out however
+partitions are spread over workers, and a snapshot restored on another worker
+continues exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc import state
+from streamproc.alerts import Alert, StreamId
+from streamproc.errors import StateError
+from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
+from streamproc.settings import EngineSettings, Limits, StreamKind
+from streamproc.streams import DetectorFactory, Stream, default_factory
+
+SNAPSHOT_VERSION = 1
+MAX_CATEGORIES = 64
+"""Distinct string values counted per feature; the rest are counted as ``__other__``."""
+OTHER_CATEGORY = "__other__"
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What one event did."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    """Alerts it triggered, in stream order."""
+    rejection: Rejection | None = None
+    """Set when the engine refused the event (e.g. too many streams for its model)."""
+    updates: int = 0
+    """Detector updates it caused (for throughput metrics)."""
+
+
+class _Feature:
+    """The streams of one feature of one model."""
+
+    __slots__ = ("categories", "missing", "value")
+
+    def __init__(self, missing: Stream) -> None:
+        self.missing = missing
+        self.value: Stream | None = None
+        self.categories: dict[str, int] = {}
+
+    def count_category(self, value: str) -> None:
+        cats = self.categories
+        if value in cats or len(cats) < MAX_CATEGORIES:
+            cats[value] = cats.get(value, 0) + 1
+        else:
+            cats[OTHER_CATEGORY] = cats.get(OTHER_CATEGORY, 0) + 1
+
+
+class _Model:
+    __slots__ = ("correctness", "errors", "features", "prediction")
+
+    def __init__(self) -> None:
+        self.features: dict[str, _Feature] = {}
+        self.prediction: Stream | None = None
+        self.errors: dict[str, Stream] = {}
+        self.correctness: Stream | None = None
+
+
+class Engine:
+    """Per-stream River detectors for every model, with cooldown and alert building."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        limits: Limits,
+        detector_factory: DetectorFactory = default_factory,
+    ) -> None:
+        self._settings = settings
+        self._limits = limits
+        self._factory = detector_factory
+        self._models: dict[str, _Model] = {}
+
+    def process(self, event: Event, now_ms: int) -> Processed:
+        """Feed one event; ``now_ms`` is the processing time stamped on alerts."""
+        model = self._models.get(event.model)
+        if model is None:
+            model = self._models[event.model] = _Model()
+        if isinstance(event, FeatureEvent):
+            return self._features(model, event, now_ms)
+        return self._outcome(model, event, now_ms)
+
+    def _stream(self, model: str, kind: StreamKind, name: str) -> Stream:
+        policy = self._settings.policy(model, kind, name)
+        return Stream(StreamId(model, kind, name), policy, self._factory)
+
+    def _features(self, model: _Model, event: FeatureEvent, now_ms: int) -> Processed:
+        known = model.features
+        values = event.features
+        new = [name for name in values if name not in known]
+        if new and len(known) + len(new) > self._limits.max_streams_per_model:
+            return Processed(rejection=self._too_many(event, len(known), len(new)))
+        for name in new:
+            known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+        alerts: list[Alert] = []
+        updates = 0
+        eid, ts = event.id, event.ts
+        for name, value in values.items():
+            feature = known[name]
+            if value is None:
+                alerts += feature.missing.update(1.0, eid, ts, now_ms)
+            else:
+                alerts += feature.missing.update(0.0, eid, ts, now_ms)
+                if isinstance(value, float):
+                    stream = feature.value
+                    if stream is None:
+                        stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
+                    alerts += stream.update(value, eid, ts, now_ms)
+                    updates += stream.updates_per_value
+                else:
+                    feature.count_category(value)
+            updates += feature.missing.updates_per_value
+        if len(known) > len(values):
+            for name, feature in known.items():
+                if name not in values:
+                    alerts += feature.missing.update(1.0, eid, ts, now_ms)
+                    updates += feature.missing.updates_per_value
+        prediction = event.prediction
+        if isinstance(prediction, float):
+            stream = model.prediction
+            if stream is None:
+                stream = model.prediction = self._stream(
+                    event.model, StreamKind.PREDICTION, "prediction"
+                )
+            alerts += stream.update(prediction, eid, ts, now_ms)
+            updates += stream.updates_per_value
+        return Processed(alerts, None, updates)
+
+    def _too_many(self, event: FeatureEvent, known: int, new: int) -> Rejection:
+        limit = self._limits.max_streams_per_model
+        return Rejection(
+            Reason.TOO_MANY_STREAMS,
+            f"features: model {event.model!r} tracks {known} features and this event adds "
+            f"{new} more, over limits.max_streams_per_model={limit}",
+            model=event.model,
+        )
+
+    def _outcome(self, model: _Model, event: OutcomeEvent, now_ms: int) -> Processed:
+        eid, ts = event.id, event.ts
+        stream = model.errors.get(event.error_name)
+        if stream is None:
+            stream = model.errors[event.error_name] = self._stream(
+                event.model, StreamKind.ERROR, event.error_name
+            )
+        alerts = stream.update(event.error, eid, ts, now_ms)
+        updates = stream.updates_per_value
+        if event.correct is not None:
+            correctness = model.correctness
+            if correctness is None:
+                correctness = model.correctness = self._stream(
+                    event.model, StreamKind.CORRECTNESS, "correctness"
+                )
+            alerts += correctness.update(1.0 if event.correct else 0.0, eid, ts, now_ms)
+            updates += correctness.updates_per_value
+        return Processed(alerts, None, updates)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    def stream_counts(self) -> dict[StreamKind, int]:
+        """Streams tracked, by kind (for the streams gauge)."""
+        counts = dict.fromkeys(StreamKind, 0)
+        for stream in self.streams():
+            counts[stream.id.kind] += 1
+        return counts
+
+    def streams(self, models: Iterable[str] | None = None) -> Iterable[Stream]:
+        for name in self._models if models is None else models:
+            model = self._models.get(name)
+            if model is None:
+                continue
+            for feature in model.features.values():
+                yield feature.missing
+                if feature.value is not None:
+                    yield feature.value
+            if model.prediction is not None:
+                yield model.prediction
+            yield from model.errors.values()
+            if model.correctness is not None:
+                yield model.correctness
+
+    def forget(self, models: Iterable[str]) -> None:
+        """Drop the state of models this process no longer owns (partitions revoked)."""
+        for name in models:
+            self._models.pop(name, None)
+
+    def snapshot(self, models: Iterable[str] | None = None) -> bytes:
+        """Encode the state of ``models`` (default: all) for :meth:`restore`."""
+        names = list(self._models) if models is None else models
+        body = {name: _encode_model(self._models[name]) for name in names if name in self._models}
+        return state.dumps({"version": SNAPSHOT_VERSION, "models": body})
+
+    def restore(self, data: bytes) -> int:
+        """Load the models of a snapshot (replacing any state held for them).
+
+        Returns the number of models restored; raises :class:`StateError` on
+        a snapshot that is corrupt or of an unknown version.
+        """
+        body = state.loads(data)
+        if not isinstance(body, dict) or body.get("version") != SNAPSHOT_VERSION:
+            raise StateError("snapshot: unknown format or version")
+        models = body.get("models")
+        if not isinstance(models, dict):
+            raise StateError("snapshot: 'models' must be a mapping")
+        for name, encoded in models.items():
+            self._models[name] = self._decode_model(str(name), encoded)
+        return len(models)
+
+    def _decode_model(self, name: str, encoded: Any) -> _Model:
+        try:
+            features, prediction, errors, correctness = encoded
+            model = _Model()
+            for fname, (value, missing, categories) in features.items():
+                feature = _Feature(self._restored(name, StreamKind.MISSING_RATE, fname, missing))
+                if value is not None:
+                    feature.value = self._restored(name, StreamKind.VALUE, fname, value)
+                feature.categories = {str(k): int(v) for k, v in categories.items()}
+                model.features[fname] = feature
+            if prediction is not None:
+                model.prediction = self._restored(
+                    name, StreamKind.PREDICTION, "prediction", prediction
+                )
+            for ename, encoded_error in errors.items():
+                model.errors[ename] = self._restored(name, StreamKind.ERROR, ename, encoded_error)
+            if correctness is not None:
+                model.correctness = self._restored(
+                    name, StreamKind.CORRECTNESS, "correctness", correctness
+                )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StateError(f"snapshot: model {name!r} is malformed: {exc}") from exc
+        return model
+
+    def _restored(self, model: str, kind: StreamKind, name: str, values: Any) -> Stream:
+        stream = self._stream(model, kind, name)
+        stream.restore(values)
+        return stream
+
+
+def _encode_model(model: _Model) -> list[Any]:
+    return [
+        {
+            name: [
+                None if f.value is None else f.value.to_state(),
+                f.missing.to_state(),
+                f.categories,
+            ]
+            for name, f in model.features.items()
+        },
+        None if model.prediction is None else model.prediction.to_state(),
+        {name: stream.to_state() for name, stream in model.errors.items()},
+        None if model.correctness is None else model.correctness.to_state(),
+    ]

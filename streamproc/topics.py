@@ -1,0 +1,133 @@
+"""Topic set-up and the partitioning contract, checked before the worker starts.
+
+Events are keyed by model id, and a model's features and outcomes must land on
+the same partition number of their topics so that one worker owns all of a
+model's streams. That holds only when both topics have the same partition
+count, so the worker refuses to start otherwise, with a message that says how
+to fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streamproc.connection import aiokafka_options
+from streamproc.errors import KafkaSetupError
+from streamproc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN_TOPIC = 3
+_TOPIC_EXISTS = 36
+LEADER_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    """What the worker found (or made) on the cluster."""
+
+    partitions: dict[str, int]
+    """Partition count per topic name."""
+    created: tuple[str, ...]
+    """Topics the check created because they were missing."""
+
+
+def required_topics(settings: Settings) -> list[str]:
+    t = settings.topics
+    return [t.features, t.outcomes, t.alerts, t.dead_letters]
+
+
+@asynccontextmanager
+async def admin_client(
+    settings: Settings, timeout_ms: int = 30_000
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client; a cluster that cannot be reached is a clear KafkaSetupError."""
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka), request_timeout_ms=timeout_ms)
+    try:
+        await admin.start()
+    except Exception as exc:
+        await admin.close()
+        raise KafkaSetupError(
+            f"cannot reach Kafka at kafka.bootstrap_servers={settings.kafka.bootstrap_servers}: "
+            f"{exc}"
+        ) from exc
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Partition count of each existing topic among ``names``."""
+    async with admin_client(settings) as admin:
+        return await _partition_counts(admin, names)
+
+
+async def ensure_topics(settings: Settings) -> TopicLayout:
+    """Create missing topics, then check the features/outcomes co-partitioning."""
+    names = required_topics(settings)
+    async with admin_client(settings) as admin:
+        partitions = await _partition_counts(admin, names)
+        missing = [name for name in names if name not in partitions]
+        if missing:
+            await _create(admin, settings, missing)
+            partitions = await _wait_for_leaders(admin, names)
+    check_copartitioned(settings, partitions)
+    return TopicLayout(partitions, tuple(missing))
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for topic in await admin.describe_topics(names):
+        if topic["error_code"] == 0 and topic["partitions"]:
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """New partitions answer NotLeaderForPartition until elected; wait rather than retry-spam."""
+    deadline = asyncio.get_running_loop().time() + LEADER_WAIT_SECONDS
+    while True:
+        topics = await admin.describe_topics(names)
+        ready = all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in topics
+        )
+        if ready or asyncio.get_running_loop().time() >= deadline:
+            return {t["topic"]: len(t["partitions"]) for t in topics if t["error_code"] == 0}
+        await asyncio.sleep(0.2)
+
+
+async def _create(admin: AIOKafkaAdminClient, settings: Settings, names: list[str]) -> None:
+    t = settings.topics
+    response = await admin.create_topics(
+        [NewTopic(name, t.partitions, t.replication_factor) for name in names]
+    )
+    for topic, code, *message in response.topic_errors:
+        if code not in (0, _TOPIC_EXISTS):
+            detail = message[0] if message else ""
+            raise KafkaSetupError(f"cannot create topic {topic!r}: error {code} {detail}".strip())
+        log.info("created topic %s (%d partitions)", topic, t.partitions)
+
+
+def check_copartitioned(settings: Settings, partitions: dict[str, int]) -> None:
+    """Raise unless the feature and outcome topics have the same partition count."""
+    features, outcomes = settings.topics.features, settings.topics.outcomes
+    nf, no = partitions.get(features), partitions.get(outcomes)
+    if nf is None or no is None:
+        raise KafkaSetupError(f"topics {features!r} and {outcomes!r} must exist")
+    if nf != no:
+        raise KafkaSetupError(
+            f"topic {features!r} has {nf} partitions but {outcomes!r} has {no}: feature and "
+            "outcome topics must have the same partition count, so that each model's events "
+            "meet on one worker (see docs/partitioning.md; add partitions to the smaller one "
+            "with kafka-topics.sh --alter --partitions)"
+        )
