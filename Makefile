@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration kafka-up kafka-down bench-quality bench-throughput clean
+.PHONY: run test tools lint typecheck unit integration kafka-up kafka-down bench-quality bench-throughput clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
@@ -30,8 +30,17 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-test: lint typecheck
+test: tools lint typecheck
 	$(BIN)/pytest tests
+
+# Debian packages the tests use: prometheus (promtool checks deploy/prometheus, a real
+# server scrapes the worker) and kcat (interop). CI runs as root on a fresh machine.
+# No recommends: that would add prometheus-node-exporter. Where systemd runs, the package
+# starts a system Prometheus on :9090; the tests use their own on free ports.
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+tools:
+	command -v promtool >/dev/null || ($(APT_INSTALL) prometheus)
+	command -v kcat >/dev/null || ($(APT_INSTALL) kcat)
 
 run: $(STAMP)
 	$(BIN)/streamproc run-local

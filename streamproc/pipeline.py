@@ -80,6 +80,10 @@ class Output:
     """Detector updates performed."""
     latencies_ms: list[int] = field(default_factory=list)
     """Processing time minus event time, for events that carried a ``ts``."""
+    messages: int = 0
+    """Records handled."""
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Highest offset handled per (topic, partition)."""
 
 
 class Pipeline:
@@ -92,7 +96,9 @@ class Pipeline:
     def handle(self, records: Sequence[Record], now_ms: int) -> Output:
         out = Output()
         process = self.engine.process
+        out.messages = len(records)
         for record in records:
+            out.positions[(record.topic, record.partition)] = record.offset
             decoded = decode(
                 record.value or b"",
                 kind=record.kind,

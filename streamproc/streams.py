@@ -100,6 +100,15 @@ class Stream:
             return []
         return self._alerts(fired, event_id, ts, now_ms)
 
+    def estimate(self) -> tuple[float, int]:
+        """(recent mean, window width) for gauges; the width is the first windowed detector's,
+        else the stream's length."""
+        for det in self._detectors:
+            width = getattr(det, "width", None)
+            if width is not None:
+                return (self.recent or 0.0, int(width))
+        return (self.recent or 0.0, self.n)
+
     @property
     def updates_per_value(self) -> int:
         return len(self._detectors)

@@ -83,26 +83,23 @@ async def ensure_topics(settings: Settings) -> TopicLayout:
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition counts of the topics among ``names`` that exist and have every leader elected
+    (until then, clients get NotLeaderForPartition and retry noisily)."""
     counts: dict[str, int] = {}
     for topic in await admin.describe_topics(names):
-        if topic["error_code"] == 0 and topic["partitions"]:
-            counts[topic["topic"]] = len(topic["partitions"])
+        parts = topic["partitions"]
+        if topic["error_code"] == 0 and parts and all(p["leader"] >= 0 for p in parts):
+            counts[topic["topic"]] = len(parts)
     return counts
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """New partitions answer NotLeaderForPartition until elected; wait rather than retry-spam."""
+    """Partition counts once every new partition has a leader (or the wait ran out)."""
     deadline = asyncio.get_running_loop().time() + LEADER_WAIT_SECONDS
     while True:
-        topics = await admin.describe_topics(names)
-        ready = all(
-            t["error_code"] == 0
-            and t["partitions"]
-            and all(p["leader"] >= 0 for p in t["partitions"])
-            for t in topics
-        )
-        if ready or asyncio.get_running_loop().time() >= deadline:
-            return {t["topic"]: len(t["partitions"]) for t in topics if t["error_code"] == 0}
+        counts = await _partition_counts(admin, names)
+        if len(counts) == len(names) or asyncio.get_running_loop().time() >= deadline:
+            return counts
         await asyncio.sleep(0.2)
 
 

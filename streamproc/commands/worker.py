@@ -8,11 +8,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import faust
-
-from streamproc.app import StreamprocApp
+from streamproc.logs import setup_logging
 from streamproc.settings import load_settings
 from streamproc.topics import ensure_topics
+from streamproc.worker import WorkerRuntime
 
 log = logging.getLogger("streamproc.worker")
 
@@ -25,14 +24,24 @@ def add_command(subparsers: Any) -> None:
         "alerts and dead letters. Settings: --config FILE and STREAMPROC_* variables.",
     )
     parser.add_argument("--config", type=Path, help="YAML configuration file")
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], help="override log.format (default text)"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if args.log_format:
+        settings = settings.model_copy(
+            update={"log": settings.log.model_copy(update={"format": args.log_format})}
+        )
+    setup_logging(settings.log)
     layout = asyncio.run(ensure_topics(settings))
-    log.info("topics ready: %s", layout.partitions)
-    app = StreamprocApp(settings)
-    worker = faust.Worker(app.faust, loglevel=settings.log.level, quiet=True)
-    worker.execute_from_commandline()
-    return 0
+    log.info(
+        "topics ready: %s (created: %s); configuration %s",
+        layout.partitions,
+        ", ".join(layout.created) or "none",
+        settings.config_hash(),
+    )
+    return WorkerRuntime(settings).run()

@@ -1,0 +1,158 @@
+"""Logging: readable text for people, JSON lines for log pipelines, and a rate limit.
+
+A broken producer can send thousands of bad messages a second; logging each
+would flood the log and cost more than processing them. :class:`RejectionLog`
+logs rejections up to a rate, then one summary line of what it held back. The
+dead-letter topic, not the log, is the complete record.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from streamproc.settings import LogSettings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, logger, message, then the record's extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=repr).decode()
+
+
+class _StreamprocHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler we install, so calling setup_logging again replaces it."""
+
+
+def setup_logging(settings: LogSettings, *, stream: TextIO | None = None) -> logging.Handler:
+    """Configure the root logger once, at the edge; returns the handler it installed.
+
+    ``stream`` defaults to stderr. Calling it again replaces our handler and
+    leaves handlers installed by others alone.
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StreamprocHandler)]:
+        root.removeHandler(old)
+    handler = _StreamprocHandler(stream if stream is not None else sys.stderr)
+    formatter = JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    root.setLevel(settings.level)
+    return handler
+
+
+class TokenBucket:
+    """Allows ``rate`` events per second on average, bursts of up to ``burst``."""
+
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def allow(self) -> bool:
+        """Take a token if one is there."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class RejectionLog:
+    """Logs rejected messages as WARNINGs, at most ``per_second`` (bursts of ``burst``).
+
+    What it holds back it counts by reason, and logs as one line
+    ("suppressed K similar messages") before the next one it lets through, or
+    on :meth:`flush`, which the worker calls on a timer so a summary is never
+    lost when the rejections stop.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        per_second: float = 10.0,
+        burst: int = 20,
+        max_detail: int = 200,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger if logger is not None else logging.getLogger("streamproc.rejections")
+        self._bucket = TokenBucket(per_second, burst, clock=clock)
+        self._max_detail = max_detail
+        self._suppressed: Counter[str] = Counter()
+
+    @property
+    def suppressed(self) -> int:
+        """Rejections held back since the last summary."""
+        return sum(self._suppressed.values())
+
+    def rejected(self, topic: str, partition: int, offset: int, reason: str, message: str) -> None:
+        """Log one rejected message as ``topic[partition]@offset: reason: message``.
+
+        ``message`` is the rejection's detail; it is cut to ``max_detail``
+        characters because it may quote the producer's payload.
+        """
+        if not self._bucket.allow():
+            self._suppressed[str(reason)] += 1
+            return
+        self.flush()
+        detail = message if len(message) <= self._max_detail else message[: self._max_detail] + "…"
+        extra = {"topic": topic, "partition": partition, "offset": offset, "reason": str(reason)}
+        self._logger.warning(
+            "rejected %s[%d]@%d: %s: %s", topic, partition, offset, reason, detail, extra=extra
+        )
+
+    def flush(self) -> None:
+        """Log the summary of held-back rejections, if any."""
+        if not self._suppressed:
+            return
+        count = self.suppressed
+        by_reason = dict(self._suppressed.most_common())
+        self._suppressed.clear()
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in by_reason.items())
+        self._logger.warning(
+            "suppressed %d similar messages (%s)",
+            count,
+            reasons,
+            extra={"suppressed": count, "suppressed_by_reason": by_reason},
+        )

@@ -1,0 +1,322 @@
+"""Prometheus metrics of the worker, on an injected registry.
+
+The worker calls these methods once per *batch* (or per stream touched by a
+batch), never per feature, so instrumentation stays off the hot path: label
+children are cached, and per-stream series are bounded by
+:class:`StreamSeries`. Every metric is documented in docs/operations.md.
+
+Cardinality is bounded on purpose. A producer bug that invents model ids must
+not make Prometheus the victim: beyond ``max_models`` distinct models the
+``model`` label reads ``__other__``, and at most ``max_stream_series`` streams
+export per-stream gauges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streamproc import __version__
+from streamproc.settings import Settings
+
+OTHER_MODEL = "__other__"
+"""The ``model`` label of every model beyond the first ``max_models`` seen."""
+
+DEFAULT_MAX_MODELS = 500
+
+EVENT_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""Event time to processed: 1 ms (keeping up) to 1 h (replaying a backlog)."""
+
+PROCESSING_BUCKETS = (
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+"""Per-message processing: a few microseconds (one small event) to seconds (a big array)."""
+
+CHECKPOINT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+StreamKey = tuple[str, str, str]
+"""(model, kind, stream name): one stream's identity."""
+
+
+class StreamSeries:
+    """Chooses which streams export per-stream gauges, at most ``capacity`` of them.
+
+    Policy: the most recently alerting streams first, the rest of the room
+    filled by the first streams seen. A stream that alerts always gets in; to
+    make room it evicts the earliest admitted stream that never alerted, or
+    else the stream whose last alert is oldest. An operator thus always sees
+    the streams that drift now, and a steady set of quiet ones as a baseline.
+    ``on_evict`` is called with every evicted stream so its series can be removed.
+    """
+
+    def __init__(self, capacity: int, on_evict: Callable[[StreamKey], None]) -> None:
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self._on_evict = on_evict
+        self._quiet: OrderedDict[StreamKey, None] = OrderedDict()
+        self._alerting: OrderedDict[StreamKey, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._quiet) + len(self._alerting)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._alerting or key in self._quiet
+
+    def seen(self, key: StreamKey) -> bool:
+        """Admit ``key`` if there is room; True when it exports."""
+        if key in self:
+            return True
+        if len(self) < self.capacity:
+            self._quiet[key] = None
+            return True
+        return False
+
+    def alerted(self, key: StreamKey) -> None:
+        """Admit or refresh ``key`` as the most recently alerting stream."""
+        if self.capacity == 0:
+            return
+        if key in self._alerting:
+            self._alerting.move_to_end(key)
+            return
+        if key in self._quiet:
+            del self._quiet[key]
+        elif len(self) >= self.capacity:
+            self._evict()
+        self._alerting[key] = None
+
+    def _evict(self) -> None:
+        victims = self._quiet if self._quiet else self._alerting
+        key, _ = victims.popitem(last=False)
+        self._on_evict(key)
+
+
+class Metrics:
+    """All metrics of one worker process, registered on ``registry``.
+
+    Tests pass a fresh :class:`CollectorRegistry`; the worker passes the one
+    :class:`streamproc.health.HealthServer` serves. ``clock`` is wall-clock
+    seconds (``time.time``), used only for the checkpoint timestamp.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_stream_series: int = 1_000,
+        max_models: int = DEFAULT_MAX_MODELS,
+        version: str = __version__,
+        config_hash: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_models < 1:
+            raise ValueError(f"max_models must be >= 1, got {max_models}")
+        self.max_models = max_models
+        self._clock = clock
+        self._models: set[str] = set()
+        self._events: dict[tuple[str, str], Counter] = {}
+        self._lag_keys: set[tuple[str, str]] = set()
+        self._streams = StreamSeries(max_stream_series, self._remove_stream)
+        self._register(registry)
+        self._build_info.labels(version=version, config_hash=config_hash).set(1)
+        # Until the first checkpoint, age counts from the start: a worker that never
+        # checkpoints goes stale like one that stopped checkpointing.
+        self._checkpoint_last.set(clock())
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        max_models: int = DEFAULT_MAX_MODELS,
+        clock: Callable[[], float] = time.time,
+    ) -> Metrics:
+        """The worker's metrics: caps from settings, build info from the config in force."""
+        return cls(
+            registry,
+            max_stream_series=settings.metrics.max_stream_series,
+            max_models=max_models,
+            config_hash=settings.config_hash(),
+            clock=clock,
+        )
+
+    def _register(self, r: CollectorRegistry) -> None:
+        self._events_total = Counter(
+            "streamproc_events", "Events consumed.", ["topic", "model"], registry=r
+        )
+        self._rejected = Counter(
+            "streamproc_rejected_messages",
+            "Messages sent to the dead-letter topic.",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self._updates = Counter(
+            "streamproc_detector_updates", "Values fed to drift detectors.", registry=r
+        )
+        self._alerts = Counter(
+            "streamproc_alerts", "Drift alerts raised.", ["model", "kind", "detector"], registry=r
+        )
+        self._stream_count = Gauge(
+            "streamproc_streams", "Streams tracked by this worker.", ["kind"], registry=r
+        )
+        stream_labels = ["model", "kind", "stream"]
+        self._estimate = Gauge(
+            "streamproc_stream_estimate",
+            "Detector's current estimate of the stream's mean (bounded set of streams).",
+            stream_labels,
+            registry=r,
+        )
+        self._window = Gauge(
+            "streamproc_stream_window_size",
+            "Values in the detector's window (bounded set of streams).",
+            stream_labels,
+            registry=r,
+        )
+        self._latency = Histogram(
+            "streamproc_event_latency_seconds",
+            "Event time to processed.",
+            buckets=EVENT_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._processing = Histogram(
+            "streamproc_message_processing_seconds",
+            "Processing time per message.",
+            buckets=PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self._lag = Gauge(
+            "streamproc_consumer_lag_messages",
+            "Log end offset minus the consumer's position.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self._checkpoint_last = Gauge(
+            "streamproc_checkpoint_last_success_timestamp_seconds",
+            "Unix time of the last successful detector-state checkpoint.",
+            registry=r,
+        )
+        self._checkpoint_duration = Histogram(
+            "streamproc_checkpoint_duration_seconds",
+            "Time taken by a successful checkpoint.",
+            buckets=CHECKPOINT_BUCKETS,
+            registry=r,
+        )
+        self._build_info = Gauge(
+            "streamproc_build_info",
+            "Always 1; labels name the version and configuration in force.",
+            ["version", "config_hash"],
+            registry=r,
+        )
+        self._ready = Gauge(
+            "streamproc_ready", "1 when the worker is ready (see /readyz), else 0.", registry=r
+        )
+
+    def model_label(self, model: str) -> str:
+        """``model`` itself for the first ``max_models`` models seen, else ``__other__``."""
+        if model in self._models:
+            return model
+        if len(self._models) < self.max_models:
+            self._models.add(model)
+            return model
+        return OTHER_MODEL
+
+    def events_consumed(self, topic: str, model: str, count: int = 1) -> None:
+        """Count ``count`` decoded events of one model (call once per model per batch)."""
+        key = (topic, model)
+        child = self._events.get(key)
+        if child is None:
+            child = self._events_total.labels(topic=topic, model=self.model_label(model))
+            self._events[key] = child
+        child.inc(count)
+
+    def message_rejected(self, topic: str, reason: str, count: int = 1) -> None:
+        """Count messages sent to the dead-letter topic; ``reason`` is a Reason code."""
+        self._rejected.labels(topic=topic, reason=reason).inc(count)
+
+    def detector_updates(self, count: int) -> None:
+        """Count values fed to detectors by one batch."""
+        self._updates.inc(count)
+
+    def alert_raised(self, model: str, kind: str, detector: str, stream: str) -> None:
+        """Count one drift alert and give its stream a per-stream series."""
+        self._alerts.labels(model=self.model_label(model), kind=kind, detector=detector).inc()
+        self._streams.alerted((model, str(kind), stream))
+
+    def streams_tracked(self, kind: str, count: int) -> None:
+        """Set the number of streams of one kind the worker tracks now."""
+        self._stream_count.labels(kind=kind).set(count)
+
+    def wants_stream(self, model: str, kind: str, stream: str) -> bool:
+        """True when the stream exports gauges: lets the worker skip reading its state."""
+        return self._streams.seen((model, str(kind), stream))
+
+    def stream_state(
+        self, model: str, kind: str, stream: str, *, estimate: float, window_size: float
+    ) -> None:
+        """Export one stream's detector state, if the stream is in the bounded set."""
+        key = (model, str(kind), stream)
+        if not self._streams.seen(key):
+            return
+        self._estimate.labels(*key).set(estimate)
+        self._window.labels(*key).set(window_size)
+
+    def _remove_stream(self, key: StreamKey) -> None:
+        for gauge in (self._estimate, self._window):
+            # Older prometheus_client raises on a series never set (alerted, state not yet read).
+            with contextlib.suppress(KeyError):
+                gauge.remove(*key)
+
+    @property
+    def exported_streams(self) -> int:
+        """Streams currently allowed per-stream series."""
+        return len(self._streams)
+
+    def event_latencies(self, seconds: Iterable[float]) -> None:
+        """Observe event-time-to-processed latencies; clock skew below zero counts as 0."""
+        observe = self._latency.observe
+        for value in seconds:
+            observe(value if value > 0.0 else 0.0)
+
+    def messages_processed(self, elapsed: float, count: int = 1) -> None:
+        """Observe a batch of ``count`` messages that took ``elapsed`` seconds in all.
+
+        Each message is recorded at the batch mean: the worker times batches,
+        not messages, so per-message timing costs nothing extra.
+        """
+        if count <= 0:
+            return
+        per_message = elapsed / count
+        observe = self._processing.observe
+        for _ in range(count):
+            observe(per_message)
+
+    def consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Replace the lag of every assigned (topic, partition).
+
+        Partitions missing from ``lags`` (revoked in a rebalance) lose their
+        series, so two workers never both report one partition.
+        """
+        keys = {(topic, str(partition)) for topic, partition in lags}
+        for gone in self._lag_keys - keys:
+            self._lag.remove(*gone)
+        for (topic, partition), lag in lags.items():
+            self._lag.labels(topic, str(partition)).set(lag)
+        self._lag_keys = keys
+
+    def checkpoint_succeeded(self, duration: float) -> None:
+        """Record a successful checkpoint that took ``duration`` seconds."""
+        self._checkpoint_duration.observe(duration)
+        self._checkpoint_last.set(self._clock())
+
+    def set_ready(self, ready: bool) -> None:
+        """Mirror readiness; :class:`streamproc.health.Health` calls this on every change."""
+        self._ready.set(1 if ready else 0)

@@ -1,0 +1,208 @@
+"""Real ``streamproc worker`` processes for integration tests, and helpers to read topics.
+
+Workers run as subprocesses exactly as operators run them (the CLI, settings from
+``STREAMPROC_*`` variables), so tests can stop them with SIGTERM or SIGKILL. Each
+test gets its own topics and consumer group, named from a random prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from streamproc.localkafka import LocalKafka, free_ports
+from streamproc.settings import Settings, load_settings
+
+STOP_SECONDS = 30.0
+
+
+@dataclass
+class WorkerProcess:
+    """One running worker; its output goes to ``log``."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_SECONDS) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Cluster:
+    """Per-test names and settings on the session's broker."""
+
+    kafka: LocalKafka
+    tmp: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "STREAMPROC_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "STREAMPROC_KAFKA_GROUP_ID": f"{self.prefix}-group",
+            "STREAMPROC_TOPICS_FEATURES": f"{self.prefix}-features",
+            "STREAMPROC_TOPICS_OUTCOMES": f"{self.prefix}-outcomes",
+            "STREAMPROC_TOPICS_ALERTS": f"{self.prefix}-alerts",
+            "STREAMPROC_TOPICS_DEAD_LETTERS": f"{self.prefix}-dead-letters",
+            "STREAMPROC_TOPICS_PARTITIONS": "4",
+            "STREAMPROC_WORKER_DATA_DIR": str(self.tmp / "worker-data"),
+        }
+        env.update(overrides)
+        return env
+
+    def settings(self, **overrides: str) -> Settings:
+        return load_settings(environ=self.env(**overrides))
+
+    def start_worker(self, *args: str, **overrides: str) -> WorkerProcess:
+        metrics_port = free_ports(1)[0]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
+        env |= self.env(STREAMPROC_METRICS_PORT=str(metrics_port), **overrides)
+        log = self.tmp / f"worker-{len(self.workers)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streamproc", "worker", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = WorkerProcess(proc, log, metrics_port)
+        self.workers.append(worker)
+        return worker
+
+
+async def produce(
+    kafka: LocalKafka, topic: str, messages: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    """Send (key, value) pairs in order and wait until all are acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def keyed_json(events: list[dict[str, object]]) -> list[tuple[bytes | None, bytes | None]]:
+    return [(str(e["model"]).encode(), orjson.dumps(e)) for e in events]
+
+
+async def read_topic(
+    kafka: LocalKafka, topic: str, *, until: int, timeout: float = 120.0
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    """Read a topic from the start until ``until`` records arrived (or the timeout passed)."""
+    records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+    async for record in _records(kafka, topic, timeout):
+        records.append((record.key, record.value, list(record.headers)))
+        if len(records) >= until:
+            break
+    return records
+
+
+async def _records(kafka: LocalKafka, topic: str, timeout: float) -> AsyncIterator[object]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        await _assign_all(consumer, kafka, topic)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                for record in batch:
+                    yield record
+    finally:
+        await consumer.stop()
+
+
+async def _assign_all(consumer: AIOKafkaConsumer, kafka: LocalKafka, topic: str) -> None:
+    while topic not in await consumer.topics():
+        await asyncio.sleep(0.1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        [meta] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    consumer.assign([TopicPartition(topic, p["partition"]) for p in meta["partitions"]])
+
+
+async def end_offsets(kafka: LocalKafka, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            metas = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        tps = [TopicPartition(m["topic"], p["partition"]) for m in metas for p in m["partitions"]]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_consumed(
+    kafka: LocalKafka, group: str, topics: list[str], worker: WorkerProcess, timeout: float = 120.0
+) -> None:
+    """Wait until the group's committed offsets reach the topics' ends (all processed)."""
+    ends = await end_offsets(kafka, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                committed = {}  # the group coordinator is still being set up
+            done = all(
+                end == 0 or (tp in committed and committed[tp].offset >= end)
+                for tp, end in ends.items()
+            )
+            if done:
+                return
+            if worker.proc.poll() is not None:
+                raise AssertionError(f"the worker exited:\n{worker.output()[-3000:]}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"not all consumed: committed={committed} ends={ends}\n"
+                    f"{worker.output()[-3000:]}"
+                )
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+def header(headers: list[tuple[str, bytes]], name: str) -> str:
+    return dict(headers)[name].decode()
