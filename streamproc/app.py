@@ -7,13 +7,18 @@ reason in headers. Faust acks a batch only after the agent returns, and
 flushes the producer before it commits offsets, so every alert and dead letter
 is on the broker before its source offset is committed (at-least-once; alert
 ids are deterministic, so a repeat is recognisable).
+
+Detector state is checkpointed per partition to a compacted topic and
+restored on assignment (:mod:`streamproc.recovery`); a lock keeps checkpoint
+snapshots between batches, so state and offsets always agree.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +28,9 @@ from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
 from streamproc.events import EventKind
 from streamproc.pipeline import Output, Pipeline, Record
+from streamproc.recovery import Recovery, RestoreReport, checkpoint_records
 from streamproc.settings import Settings
+from streamproc.topics import CHECKPOINT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +43,24 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _ignore(*args: Any) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Hooks:
-    """What the app reports to, beyond Kafka (metrics, logs); injected for tests."""
+    """What the app reports to, beyond Kafka (metrics, logs, health); injected for tests."""
 
-    on_output: Callable[[str, Output, float], None] = lambda topic, out, seconds: None
-    """Called per batch with the source topic, its output and the processing seconds."""
+    on_output: Callable[[str, Output, float], None] = _ignore
+    """Per batch: the source topic, its output and the processing seconds."""
+    on_assigned: Callable[[set[int]], None] = _ignore
+    """After a rebalance assigned partitions (restored lazily, on their first records)."""
+    on_restored: Callable[[RestoreReport], None] = _ignore
+    """After a partition's checkpoint was loaded."""
+    on_revoked: Callable[[set[int]], None] = _ignore
+    """After partitions were revoked and their state dropped."""
+    on_checkpoint: Callable[[float, int], None] = _ignore
+    """After a checkpoint round: its duration in seconds and the records it wrote."""
 
 
 class StreamprocApp:
@@ -57,19 +76,32 @@ class StreamprocApp:
         self.settings = settings
         self.engine = engine or Engine(settings.engine, settings.limits)
         self.pipeline = Pipeline(self.engine, settings.limits)
+        self.recovery = Recovery(settings)
         self.clock = clock
         self.hooks = hooks or Hooks()
+        self.owned: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._checkpointing = asyncio.Lock()
+        self._since_checkpoint = 0
+        self._stopped = False
+        self._restoring = asyncio.Lock()
+        self._pending: dict[tuple[int, EventKind], int] = {}
+        """Per (partition, topic): the watermark from which to re-process, until the first
+        record Faust delivers there tells where to stop."""
         self.faust = self._make_faust_app()
         topics = settings.topics
         self.features_topic = self._source(topics.features)
         self.outcomes_topic = self._source(topics.outcomes)
-        self.alerts_topic = self.faust.topic(topics.alerts, key_type=bytes, value_type=bytes)
-        self.dead_letter_topic = self.faust.topic(
-            topics.dead_letters, key_type=bytes, value_type=bytes
-        )
+        self.alerts_topic = self._sink(topics.alerts)
+        self.dead_letter_topic = self._sink(topics.dead_letters)
+        self.checkpoint_topic = self._sink(settings.checkpoint_topic)
         self._kinds = {topics.features: EventKind.FEATURE, topics.outcomes: EventKind.OUTCOME}
         self.faust.agent(self.features_topic, name="features", concurrency=1)(self._agent)
         self.faust.agent(self.outcomes_topic, name="outcomes", concurrency=1)(self._agent)
+        # mode annotates receivers as a union of callable types, which mypy cannot match.
+        self.faust.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.faust.timer(settings.worker.checkpoint_interval_seconds)(self._periodic_checkpoint)
 
     def _make_faust_app(self) -> faust.App:
         s = self.settings
@@ -87,6 +119,9 @@ class StreamprocApp:
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            producer_max_request_size=CHECKPOINT_MAX_BYTES,
+            broker_session_timeout=s.worker.session_timeout_seconds,
+            broker_heartbeat_interval=s.worker.session_timeout_seconds / 5,
             web_enabled=False,
             web_tables_enabled=False,
         )
@@ -94,9 +129,14 @@ class StreamprocApp:
     def _source(self, name: str) -> Any:
         return self.faust.topic(name, key_type=bytes, value_type=bytes, allow_empty=True)
 
+    def _sink(self, name: str) -> Any:
+        return self.faust.topic(name, key_type=bytes, value_type=bytes)
+
     async def _agent(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
             await self.handle([self._record(e.message) for e in events])
+            if self._since_checkpoint >= self.settings.worker.checkpoint_events:
+                await self.checkpoint(self.owned)
 
     def _record(self, message: Any) -> Record:
         return Record(
@@ -110,16 +150,158 @@ class StreamprocApp:
         )
 
     async def handle(self, records: Sequence[Record]) -> Output:
-        """Run one batch through the core and send its alerts and dead letters."""
-        if not records:
+        """Run one batch through the core and hand its alerts and dead letters to the producer.
+
+        Partitions seen for the first time are restored first (see :meth:`_prepare`).
+        """
+        if not records or self._stopped:
             return Output()
+        await self._prepare(records)
+        return await self._process(records)
+
+    async def _process(self, records: Sequence[Record]) -> Output:
+        """Holds the lock until every send is enqueued, so a checkpoint taken after it (which
+        flushes the producer first) never claims an event whose alerts could still be lost."""
         started = time.perf_counter()
-        out = self.pipeline.handle(records, self.clock())
-        for alert in out.alerts:
-            await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
-        for dead in out.dead_letters:
-            await self.dead_letter_topic.send(
-                key=dead.record.key, value=dead.value, headers=dead.headers()
-            )
+        async with self._lock:
+            if self._stopped:
+                return Output()
+            out = self.pipeline.handle(records, self.clock())
+            for alert in out.alerts:
+                await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+            for dead in out.dead_letters:
+                await self.dead_letter_topic.send(
+                    key=dead.record.key, value=dead.value, headers=dead.headers()
+                )
+            self._since_checkpoint += out.messages
         self.hooks.on_output(records[0].topic, out, time.perf_counter() - started)
         return out
+
+    async def _prepare(self, records: Sequence[Record]) -> None:
+        """Restore partitions this process does not hold yet, and re-process what lies
+        between their checkpoint and where Faust resumed (the first offset it delivers).
+
+        This runs in the agent, not in Faust's rebalance callbacks, so nothing it awaits
+        can be cut short by a rebalance; Faust has already positioned the consumer.
+        """
+        firsts: dict[tuple[int, EventKind], int] = {}
+        for r in records:
+            firsts.setdefault((r.partition, r.kind), r.offset)
+        for (partition, kind), first in firsts.items():
+            if partition not in self.owned or (partition, kind) in self._pending:
+                async with self._restoring:
+                    if partition not in self.owned:
+                        await self.restore(partition)
+                    start = self._pending.pop((partition, kind), None)
+                    if start is not None and first > start:
+                        caught_up = await self.recovery.catch_up(
+                            partition, kind, start, first, self._process
+                        )
+                        log.info(
+                            "recovery: partition %d %s: re-processed %d records [%d, %d)",
+                            partition,
+                            kind.value,
+                            caught_up,
+                            start,
+                            first,
+                        )
+
+    async def checkpoint(self, partitions: Iterable[int]) -> int:
+        """Write the changed state of ``partitions``; returns the records written."""
+        async with self._checkpointing:
+            async with self._lock:
+                rounds = self._build_rounds(partitions)
+            return await self._write_rounds(rounds)
+
+    async def stop_processing(self) -> int:
+        """Stop applying batches, then checkpoint every owned partition.
+
+        Batches Faust still delivers while it shuts down are dropped unprocessed (and
+        acked, so Faust commits past them): the next owner re-processes them from this
+        checkpoint's watermark, so each of their alerts is produced exactly once.
+        """
+        async with self._checkpointing:
+            async with self._lock:
+                self._stopped = True
+                rounds = self._build_rounds(sorted(self.owned))
+            return await self._write_rounds(rounds)
+
+    def _build_rounds(self, partitions: Iterable[int]) -> list[tuple[int, Any, Any, set[str]]]:
+        now = self.clock()
+        self._since_checkpoint = 0
+        return [(p, *checkpoint_records(self.pipeline, p, now)) for p in partitions]
+
+    async def _write_rounds(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+        started = time.perf_counter()
+        written = 0
+        try:
+            await self.faust.producer.flush()
+            for partition, records, _, _ in rounds:
+                written += await self._write(partition, records)
+        except Exception:
+            for partition, _, _, models in rounds:
+                self.pipeline.dirty.setdefault(partition, set()).update(models)
+            raise
+        self.hooks.on_checkpoint(time.perf_counter() - started, written)
+        return written
+
+    async def _write(self, partition: int, records: list[tuple[bytes, bytes]]) -> int:
+        """Send the model records, await them, then the manifest (last, so it never
+        claims records that did not land)."""
+        *models, manifest = records
+        pending = [
+            await self.checkpoint_topic.send(key=key, value=value, partition=partition)
+            for key, value in models
+        ]
+        await asyncio.gather(*pending)
+        await (
+            await self.checkpoint_topic.send(
+                key=manifest[0], value=manifest[1], partition=partition
+            )
+        )
+        return len(records)
+
+    async def _periodic_checkpoint(self) -> None:
+        if not self.owned:
+            return
+        try:
+            await self.checkpoint(sorted(self.owned))
+        except Exception as exc:  # the next round retries; recovery stays exact meanwhile
+            log.warning("checkpoint failed, will retry: %s", exc)
+
+    def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        self.hooks.on_assigned({tp.partition for tp in assigned if tp.topic in self._kinds})
+
+    async def restore(self, partition: int) -> RestoreReport:
+        """Load a partition's checkpoint; records below its watermark will be skipped, and
+        those between it and where Faust resumes are re-processed by :meth:`_prepare`."""
+        started = time.perf_counter()
+        checkpoint = await self.recovery.read_checkpoint(partition)
+        async with self._lock:
+            watermark = self.pipeline.restore(partition, checkpoint)
+            self.owned.add(partition)
+        self._pending[(partition, EventKind.FEATURE)] = watermark[0]
+        self._pending[(partition, EventKind.OUTCOME)] = watermark[1]
+        report = RestoreReport(
+            partition,
+            len(checkpoint.models),
+            sum(1 for _ in self.engine.streams(checkpoint.models)),
+            checkpoint.bytes,
+            time.perf_counter() - started,
+        )
+        log.info("recovery: %s", report.line())
+        self.hooks.on_restored(report)
+        return report
+
+    def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Forget revoked partitions at once (synchronously: nothing here can be cancelled
+        half-way). Whoever owns them next restores them from their last checkpoint."""
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.owned
+        for p in partitions:
+            self.pipeline.forget(p)
+            self._pending.pop((p, EventKind.FEATURE), None)
+            self._pending.pop((p, EventKind.OUTCOME), None)
+        self.owned -= partitions
+        self.hooks.on_revoked(partitions)

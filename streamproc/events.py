@@ -9,11 +9,15 @@ with a reason instead of crashing or dropping it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import orjson
 
 from streamproc.settings import Limits
+from streamproc.timestamps import MAX_EPOCH_MS, rfc3339_to_ms
 
 
 class EventKind(StrEnum):
@@ -64,7 +68,7 @@ class FeatureEvent:
     model: str
     """Model id; also the Kafka message key."""
     features: dict[str, Feature]
-    """Feature name to value; NaN, +/-inf and null arrive here as None (missing)."""
+    """Feature name to value; null arrives as None (missing). JSON has no NaN or infinity."""
     ts: int
     """Event time in epoch milliseconds (the receive time when the producer sent none)."""
     id: str | None = None
@@ -129,4 +133,285 @@ def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: 
     unless the event names its ``type``. ``received_ms`` stands in for ``ts``
     when an event has none. Never raises on bad input.
     """
-    raise NotImplementedError
+    if not payload:
+        return _whole(Reason.EMPTY, "message: empty")
+    if len(payload) > limits.max_message_bytes:
+        size = len(payload)
+        return _whole(
+            Reason.TOO_LARGE, f"message: {size} bytes; the limit is {limits.max_message_bytes}"
+        )
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return _whole(Reason.INVALID_JSON, f"message: not valid UTF-8 JSON: {exc}")
+    if type(doc) is dict:
+        one = _event(doc, kind, received_ms, limits, None)
+        return Decoded(rejections=[one]) if isinstance(one, Rejection) else Decoded(events=[one])
+    if type(doc) is not list:
+        got = _json_type(doc)
+        return _whole(
+            Reason.NOT_AN_OBJECT, f"message: expected an object or an array of objects, got {got}"
+        )
+    if not doc:
+        return _whole(Reason.EMPTY, "message: an empty array")
+    if len(doc) > limits.max_batch_events:
+        return _whole(
+            Reason.TOO_MANY_EVENTS,
+            f"message: {len(doc)} events; the limit is {limits.max_batch_events}",
+        )
+    decoded = Decoded()
+    for index, item in enumerate(doc):
+        one = _event(item, kind, received_ms, limits, index)
+        if isinstance(one, Rejection):
+            decoded.rejections.append(one)
+        else:
+            decoded.events.append(one)
+    return decoded
+
+
+class _Reject(Exception):
+    """Unwinds one event's validation to the place that turns it into a Rejection."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _whole(reason: Reason, message: str) -> Decoded:
+    return Decoded(rejections=[Rejection(reason, message)])
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages producers in any language read."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+_JSON_TYPES: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+_KINDS = {"feature": EventKind.FEATURE, "outcome": EventKind.OUTCOME}
+
+
+def _short(text: str) -> str:
+    """A producer's string, cut so that a rejection stays small."""
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _event(
+    item: object, kind: EventKind | None, received_ms: int, limits: Limits, index: int | None
+) -> Event | Rejection:
+    """One event, or its rejection carrying the model once that is known (per-model metrics)."""
+    if type(item) is not dict:
+        return Rejection(
+            Reason.NOT_AN_OBJECT, f"event: expected an object, got {_json_type(item)}", index
+        )
+    model = None
+    try:
+        model = _name(item.get("model"), "model", limits, required=True)
+        this_kind = _kind(item, kind)
+        id_ = _id(item.get("id"), limits)
+        ts = _ts(item.get("ts"))
+        ts_given = ts is not None
+        if ts is None:
+            ts = received_ms
+        if this_kind == EventKind.FEATURE:
+            features = _features(item.get("features"), limits)
+            prediction = _value(item.get("prediction"), "prediction")
+            return FeatureEvent(model, features, ts, id_, prediction, ts_given)
+        error, error_name, correct = _outcome(item)
+        return OutcomeEvent(model, ts, error, error_name, correct, id_, ts_given)
+    except _Reject as exc:
+        return Rejection(exc.reason, exc.message, index, model)
+
+
+def _name(value: object, where: str, limits: Limits, *, required: bool) -> str:
+    """A model id, event id or feature name: bounded, as names key streams and ids fill alerts."""
+    if type(value) is not str:
+        if value is None and required:
+            raise _Reject(Reason.MISSING_FIELD, f"{where}: required")
+        raise _Reject(Reason.WRONG_TYPE, f"{where}: expected a string, got {_json_type(value)}")
+    if not value and required:
+        raise _Reject(Reason.INVALID_VALUE, f"{where}: must not be empty")
+    if len(value) > limits.max_name_length:
+        raise _Reject(
+            Reason.NAME_TOO_LONG,
+            f"{where}: {len(value)} characters; the limit is {limits.max_name_length}",
+        )
+    return value
+
+
+def _kind(item: dict[str, Any], kind: EventKind | None) -> EventKind:
+    """The topic's contract wins; an event's ``type`` may only confirm it."""
+    declared = item.get("type")
+    if declared is None:
+        if kind is not None:
+            return kind
+        return EventKind.OUTCOME if item.get("features") is None else EventKind.FEATURE
+    if type(declared) is not str:
+        got = _json_type(declared)
+        raise _Reject(Reason.WRONG_TYPE, f'type: expected "feature" or "outcome", got {got}')
+    this_kind = _KINDS.get(declared)
+    if this_kind is None:
+        got = _short(declared)
+        raise _Reject(Reason.INVALID_VALUE, f'type: expected "feature" or "outcome", got "{got}"')
+    if kind is not None and this_kind != kind:
+        raise _Reject(
+            Reason.WRONG_KIND, f'type: "{declared}", but this topic carries {kind} events'
+        )
+    return this_kind
+
+
+def _id(value: object, limits: Limits) -> str | None:
+    """Integers are accepted because many producers number requests; alerts echo a string."""
+    if value is None:
+        return None
+    if type(value) is int:
+        value = str(value)
+    elif type(value) is not str:
+        got = _json_type(value)
+        raise _Reject(Reason.WRONG_TYPE, f"id: expected a string or an integer, got {got}")
+    return _name(value, "id", limits, required=False)
+
+
+def _ts(value: object) -> int | None:
+    """Epoch ms of the event's ``ts``, or None when it has none."""
+    if value is None:
+        return None
+    if type(value) is int or type(value) is float:
+        if not 0 <= value <= MAX_EPOCH_MS:  # also false for NaN
+            raise _Reject(Reason.INVALID_VALUE, f"ts: {value} is not in 0..{MAX_EPOCH_MS} ms")
+        return int(value)
+    if type(value) is str:
+        try:
+            return rfc3339_to_ms(value)
+        except ValueError as exc:
+            raise _Reject(Reason.INVALID_VALUE, f'ts: "{_short(value)}": {exc}') from None
+    got = _json_type(value)
+    raise _Reject(
+        Reason.WRONG_TYPE, f"ts: expected epoch milliseconds or an RFC 3339 string, got {got}"
+    )
+
+
+def _features(value: object, limits: Limits) -> dict[str, Feature]:
+    """Validate ``features`` and convert its values in place (the dict is ours, fresh from orjson).
+
+    orjson yields no NaN or infinity (it rejects the message), so numbers need no finiteness test.
+    """
+    if type(value) is not dict:
+        if value is None:
+            raise _Reject(Reason.MISSING_FIELD, "features: required")
+        got = _json_type(value)
+        raise _Reject(Reason.WRONG_TYPE, f"features: expected an object, got {got}")
+    if not value:
+        raise _Reject(Reason.INVALID_VALUE, "features: must not be empty")
+    if len(value) > limits.max_features_per_event:
+        raise _Reject(
+            Reason.TOO_MANY_FEATURES,
+            f"features: {len(value)}; the limit is {limits.max_features_per_event}",
+        )
+    if "" in value:
+        raise _Reject(Reason.INVALID_VALUE, "features: a feature name is empty")
+    max_length = limits.max_name_length
+    for name, item in value.items():
+        if len(name) > max_length:
+            _name(name, f"features.{_short(name)}", limits, required=True)
+        kind = type(item)
+        if kind is float or kind is str or item is None:
+            continue
+        if kind is int:
+            value[name] = float(item)
+        elif kind is bool:
+            value[name] = 1.0 if item else 0.0
+        else:
+            _value(item, f"features.{_short(name)}")
+    return value
+
+
+def _value(value: object, where: str) -> Feature:
+    """A feature or prediction value: number or boolean to float, string kept, null missing."""
+    if type(value) is float or type(value) is str or value is None:
+        return value
+    if type(value) is int:
+        return float(value)
+    if type(value) is bool:
+        return 1.0 if value else 0.0
+    got = _json_type(value)
+    raise _Reject(
+        Reason.WRONG_TYPE, f"{where}: expected a number, string, boolean or null, got {got}"
+    )
+
+
+def _outcome(item: dict[str, Any]) -> tuple[float, str, bool | None]:
+    """Reduce an outcome to (error, error stream name, correct); every given measure is checked."""
+    error = _number(item.get("error"), "error")
+    loss = _number(item.get("loss"), "loss")
+    label_error, label_correct = _labels(item.get("y_true"), item.get("y_pred"))
+    correct = item.get("correct")
+    if correct is not None and type(correct) is not bool:
+        got = _json_type(correct)
+        raise _Reject(Reason.WRONG_TYPE, f"correct: expected a boolean, got {got}")
+    if correct is None:
+        correct = label_correct
+    if error is not None:
+        return error, "error", correct
+    if loss is not None:
+        return loss, "loss", correct
+    if label_error is not None:
+        return label_error, "error", correct
+    if correct is not None:
+        return (0.0 if correct else 1.0), "error", correct
+    raise _Reject(
+        Reason.MISSING_FIELD, "y_true and y_pred, error, loss or correct: at least one is required"
+    )
+
+
+def _number(value: object, where: str) -> float | None:
+    """An error or loss: booleans are refused here, since 0/1 is what ``correct`` is for."""
+    if value is None:
+        return None
+    if type(value) is int:
+        return float(value)  # orjson's ints fit in 64 bits, so in a float's range
+    if type(value) is not float:
+        raise _Reject(Reason.WRONG_TYPE, f"{where}: expected a number, got {_json_type(value)}")
+    if not math.isfinite(value):
+        raise _Reject(Reason.INVALID_VALUE, f"{where}: {value} is not a finite number")
+    return value
+
+
+def _labels(y_true: object, y_pred: object) -> tuple[float | None, bool | None]:
+    """(error, correct) from a truth/prediction pair; classification when both are labels.
+
+    Both JSON integers count as class ids; a float on either side makes it regression.
+    """
+    if y_true is None or y_pred is None:
+        if y_true is None and y_pred is None:
+            return None, None
+        absent, given = ("y_pred", "y_true") if y_pred is None else ("y_true", "y_pred")
+        raise _Reject(Reason.MISSING_FIELD, f"{absent}: required when {given} is given")
+    for value, where in ((y_true, "y_true"), (y_pred, "y_pred")):
+        if type(value) not in _LABEL_TYPES:
+            got = _json_type(value)
+            raise _Reject(
+                Reason.WRONG_TYPE, f"{where}: expected a string, number or boolean, got {got}"
+            )
+    if type(y_true) is type(y_pred) and type(y_true) is not float:
+        correct = y_true == y_pred
+        return (0.0 if correct else 1.0), correct
+    if type(y_true) in _NUMBERS and type(y_pred) in _NUMBERS:
+        error = abs(y_true - y_pred)  # type: ignore[operator]
+        if not math.isfinite(error):
+            raise _Reject(Reason.INVALID_VALUE, "y_true, y_pred: the difference overflows")
+        return float(error), None
+    got = f"{_json_type(y_true)} and {_json_type(y_pred)}"
+    raise _Reject(Reason.WRONG_TYPE, f"y_true, y_pred: expected values of one type, got {got}")
+
+
+_NUMBERS = (int, float)
+_LABEL_TYPES = (str, bool, int, float)

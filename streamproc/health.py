@@ -48,23 +48,30 @@ class Health:
     """Heartbeat and readiness flags, written by the worker's loop, read by the server thread.
 
     ``clock`` is a monotonic clock in seconds, injected so tests can step time.
-    Before the first beat, the construction time counts as one: a worker gets
-    ``stale_after`` seconds to start its loop.
+    Until the first beat the worker is "starting" and counts as alive for
+    ``startup_grace`` seconds from construction: booting Faust and connecting to
+    Kafka can take longer than ``stale_after``, and a liveness probe must not
+    kill a worker that is merely starting (nor wait forever for one that hangs).
     """
 
     def __init__(
         self,
         *,
         stale_after: float = 10.0,
+        startup_grace: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         metrics: ReadySink | None = None,
     ) -> None:
         if stale_after <= 0:
             raise ValueError(f"stale_after must be > 0, got {stale_after}")
+        if startup_grace < 0:
+            raise ValueError(f"startup_grace must be >= 0, got {startup_grace}")
         self.stale_after = stale_after
+        self.startup_grace = startup_grace
         self._clock = clock
         self._metrics = metrics
-        self._last_beat = clock()
+        self._started = clock()
+        self._last_beat: float | None = None
         self._lock = threading.Lock()
         self._flags = dict.fromkeys(READY_FLAGS, False)
         if metrics is not None:
@@ -103,14 +110,25 @@ class Health:
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         """(alive, JSON body): alive while the last beat is younger than ``stale_after``."""
-        age = self._clock() - self._last_beat
+        last_beat = self._last_beat
+        if last_beat is None:
+            return self._starting()
+        age = self._clock() - last_beat
         body: dict[str, Any] = {
             "last_beat_seconds_ago": round(age, 3),
             "stale_after_seconds": self.stale_after,
         }
         if age < self.stale_after:
             return True, {"status": "ok", **body}
-        reason = "event loop did not run the heartbeat: blocked, stopped or not started"
+        reason = "event loop did not run the heartbeat: blocked or stopped"
+        return False, {"status": "stale", "reason": reason, **body}
+
+    def _starting(self) -> tuple[bool, dict[str, Any]]:
+        since = self._clock() - self._started
+        body = {"seconds_since_start": round(since, 3), "startup_grace_seconds": self.startup_grace}
+        if since < self.startup_grace:
+            return True, {"status": "starting", **body}
+        reason = "the heartbeat never ran: the event loop did not start"
         return False, {"status": "stale", "reason": reason, **body}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

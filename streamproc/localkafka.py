@@ -548,6 +548,26 @@ class LocalKafka:
             keep = self.keep_logs if keep_logs is None else keep_logs
             remove_work_dir(self._work_dir, keep_logs=keep)
 
+    def halt(self) -> None:
+        """Stop the broker process but keep its data, as an outage would; see :meth:`resume`."""
+        if self._proc is not None:
+            terminate(self._proc)
+            self._proc = None
+
+    def resume(self) -> float:
+        """Start a halted broker again on the same ports and data; returns its start-up time."""
+        if self._proc is not None:
+            raise BrokerError(f"the broker is running (pid {self._proc.pid})")
+        _require_no_running_loop()
+        java = find_tool("java", JAVA_HINT, self._which)
+        jars = ensure_jars(
+            self._pom or default_pom(),
+            self._cache_root,
+            lambda: find_tool("mvn", MAVEN_HINT, self._which),
+        )
+        self._launch(java, jars)
+        return self._wait_ready()
+
     def __enter__(self) -> LocalKafka:
         return self.start()
 

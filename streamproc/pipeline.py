@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from streamproc.alerts import Alert
+from streamproc.checkpoints import Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
-from streamproc.events import EventKind, Rejection, decode
+from streamproc.events import Event, EventKind, Rejection, decode
 from streamproc.settings import Limits
 
 HEADER_PREFIX = "streamproc."
@@ -86,18 +87,86 @@ class Output:
     """Highest offset handled per (topic, partition)."""
 
 
+KIND_INDEX = {EventKind.FEATURE: 0, EventKind.OUTCOME: 1}
+"""Position of a topic's offset in :data:`streamproc.checkpoints.Offsets`."""
+
+
 class Pipeline:
-    """Decode records and run their events through one engine."""
+    """Decode records and run their events through one engine, tracking what state covers.
+
+    Besides the engine, it records per partition the next offset to process on
+    each topic, which models live on which partition, and which models changed
+    since the last checkpoint: everything a checkpoint needs, updated in the
+    same synchronous step as the state itself, so a snapshot taken between two
+    batches is always consistent with its offsets.
+    """
 
     def __init__(self, engine: Engine, limits: Limits) -> None:
         self.engine = engine
         self._limits = limits
+        self.next_offsets: dict[tuple[int, int], int] = {}
+        """(partition, kind index) -> next offset to process."""
+        self.partition_of: dict[str, int] = {}
+        self.dirty: dict[int, set[str]] = {}
+        """partition -> models changed since their last checkpoint."""
+        self._skip_below: dict[tuple[int, int], int] = {}
+        self._skip_model: dict[str, Offsets] = {}
+
+    def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
+        """Load a partition's checkpoint; returns the watermark processing must resume from."""
+        for record in checkpoint.models.values():
+            self.engine.restore(record.snapshot)
+        watermark = checkpoint.resume_offsets()
+        self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
+        return watermark
+
+    def resume(self, partition: int, watermark: Offsets, models: dict[str, Offsets]) -> None:
+        """After a restore: records below ``watermark`` and, per model, below its own
+        offsets are already in the state and must not be applied again."""
+        for index, offset in enumerate(watermark):
+            self._skip_below[(partition, index)] = offset
+            self.next_offsets.setdefault((partition, index), offset)
+        for model, offsets in models.items():
+            self.partition_of[model] = partition
+            if offsets[0] > watermark[0] or offsets[1] > watermark[1]:
+                self._skip_model[model] = offsets
+
+    def captured(self, model: str, offsets: Offsets) -> Offsets:
+        """Up to where ``model``'s state reflects its partition: the partition's offsets, or
+        further when its restored record was newer than the watermark and processing has
+        not yet caught up with it."""
+        own = self._skip_model.get(model)
+        if own is None:
+            return offsets
+        return (max(own[0], offsets[0]), max(own[1], offsets[1]))
+
+    def offsets(self, partition: int) -> Offsets:
+        return (self.next_offsets.get((partition, 0), 0), self.next_offsets.get((partition, 1), 0))
+
+    def models_of(self, partition: int) -> list[str]:
+        return [m for m, p in self.partition_of.items() if p == partition]
+
+    def forget(self, partition: int) -> list[str]:
+        """Drop everything about a partition this process no longer owns."""
+        models = self.models_of(partition)
+        self.engine.forget(models)
+        for model in models:
+            del self.partition_of[model]
+            self._skip_model.pop(model, None)
+        self.dirty.pop(partition, None)
+        for index in (0, 1):
+            self.next_offsets.pop((partition, index), None)
+            self._skip_below.pop((partition, index), None)
+        return models
 
     def handle(self, records: Sequence[Record], now_ms: int) -> Output:
         out = Output()
-        process = self.engine.process
         out.messages = len(records)
         for record in records:
+            key = (record.partition, KIND_INDEX[record.kind])
+            if record.offset < self._skip_below.get(key, 0):
+                continue
+            self.next_offsets[key] = record.offset + 1
             out.positions[(record.topic, record.partition)] = record.offset
             decoded = decode(
                 record.value or b"",
@@ -108,13 +177,27 @@ class Pipeline:
             for rejection in decoded.rejections:
                 out.dead_letters.append(DeadLetter(record, rejection))
             for event in decoded.events:
-                result = process(event, now_ms)
-                if result.rejection is not None:
-                    out.dead_letters.append(DeadLetter(record, result.rejection))
-                    continue
-                out.events[event.model] += 1
-                out.updates += result.updates
-                out.alerts += result.alerts
-                if event.ts_given:
-                    out.latencies_ms.append(now_ms - event.ts)
+                self._apply(record, key[1], event, now_ms, out)
         return out
+
+    def _apply(self, record: Record, index: int, event: Event, now_ms: int, out: Output) -> None:
+        model = event.model
+        if self._skip_model:
+            captured = self._skip_model.get(model)
+            if captured is not None and record.offset < captured[index]:
+                return
+        result = self.engine.process(event, now_ms)
+        if result.rejection is not None:
+            out.dead_letters.append(DeadLetter(record, result.rejection))
+            return
+        if self.partition_of.get(model) != record.partition:
+            self.partition_of[model] = record.partition
+        dirty = self.dirty.get(record.partition)
+        if dirty is None:
+            dirty = self.dirty[record.partition] = set()
+        dirty.add(model)
+        out.events[model] += 1
+        out.updates += result.updates
+        out.alerts += result.alerts
+        if event.ts_given:
+            out.latencies_ms.append(now_ms - event.ts)

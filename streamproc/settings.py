@@ -233,6 +233,11 @@ class TopicSettings(_Frozen):
     outcomes: str = "outcomes"
     alerts: str = "drift-alerts"
     dead_letters: str = "streamproc-dead-letters"
+    checkpoints: str | None = Field(
+        default=None,
+        description="Compacted topic of detector-state checkpoints; default "
+        "'<kafka.group_id>-checkpoints'. Created with the feature topic's partition count.",
+    )
     partitions: int = Field(default=8, ge=1, description="Partitions of topics the worker creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
 
@@ -248,6 +253,12 @@ class WorkerSettings(_Frozen):
     )
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, description="On SIGTERM, the longest a graceful stop may take."
+    )
+    session_timeout_seconds: float = Field(
+        default=30.0,
+        ge=6.0,
+        description="Consumer group session timeout: how long a crashed worker's partitions "
+        "wait before the group hands them to the others.",
     )
     data_dir: Path = Field(default=Path("var/worker"), description="Faust's local data directory.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
@@ -280,6 +291,10 @@ class Settings(_Frozen):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @property
+    def checkpoint_topic(self) -> str:
+        return self.topics.checkpoints or f"{self.kafka.group_id}-checkpoints"
 
     def config_hash(self) -> str:
         """A short, stable digest of the effective configuration (secrets excluded)."""

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 _UNKNOWN_TOPIC = 3
 _TOPIC_EXISTS = 36
 LEADER_WAIT_SECONDS = 30.0
+CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
+"""Largest checkpoint record (one model's state): about 10,000 streams."""
+CHECKPOINT_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "max.message.bytes": str(CHECKPOINT_MAX_BYTES),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,8 @@ async def partition_counts(settings: Settings, names: list[str]) -> dict[str, in
 
 
 async def ensure_topics(settings: Settings) -> TopicLayout:
-    """Create missing topics, then check the features/outcomes co-partitioning."""
+    """Create missing topics (the checkpoint topic compacted, one partition per source
+    partition), then check the partitioning contract."""
     names = required_topics(settings)
     async with admin_client(settings) as admin:
         partitions = await _partition_counts(admin, names)
@@ -78,8 +85,18 @@ async def ensure_topics(settings: Settings) -> TopicLayout:
         if missing:
             await _create(admin, settings, missing)
             partitions = await _wait_for_leaders(admin, names)
-    check_copartitioned(settings, partitions)
-    return TopicLayout(partitions, tuple(missing))
+        check_copartitioned(settings, partitions)
+        created = tuple(missing)
+        checkpoints = settings.checkpoint_topic
+        counts = await _partition_counts(admin, [checkpoints])
+        if not counts:
+            count = partitions[settings.topics.features]
+            await _create(admin, settings, [checkpoints], count, CHECKPOINT_TOPIC_CONFIG)
+            counts = await _wait_for_leaders(admin, [checkpoints])
+            created += (checkpoints,)
+        partitions |= counts
+    check_checkpoints(settings, partitions)
+    return TopicLayout(partitions, created)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
@@ -103,16 +120,23 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         await asyncio.sleep(0.2)
 
 
-async def _create(admin: AIOKafkaAdminClient, settings: Settings, names: list[str]) -> None:
+async def _create(
+    admin: AIOKafkaAdminClient,
+    settings: Settings,
+    names: list[str],
+    partitions: int | None = None,
+    config: dict[str, str] | None = None,
+) -> None:
     t = settings.topics
+    count = partitions or t.partitions
     response = await admin.create_topics(
-        [NewTopic(name, t.partitions, t.replication_factor) for name in names]
+        [NewTopic(name, count, t.replication_factor, topic_configs=config or {}) for name in names]
     )
     for topic, code, *message in response.topic_errors:
         if code not in (0, _TOPIC_EXISTS):
             detail = message[0] if message else ""
             raise KafkaSetupError(f"cannot create topic {topic!r}: error {code} {detail}".strip())
-        log.info("created topic %s (%d partitions)", topic, t.partitions)
+        log.info("created topic %s (%d partitions)", topic, count)
 
 
 def check_copartitioned(settings: Settings, partitions: dict[str, int]) -> None:
@@ -127,4 +151,15 @@ def check_copartitioned(settings: Settings, partitions: dict[str, int]) -> None:
             "outcome topics must have the same partition count, so that each model's events "
             "meet on one worker (see docs/partitioning.md; add partitions to the smaller one "
             "with kafka-topics.sh --alter --partitions)"
+        )
+
+
+def check_checkpoints(settings: Settings, partitions: dict[str, int]) -> None:
+    """The checkpoint topic needs a partition per source partition."""
+    have = partitions.get(settings.checkpoint_topic, 0)
+    need = partitions[settings.topics.features]
+    if have < need:
+        raise KafkaSetupError(
+            f"checkpoint topic {settings.checkpoint_topic!r} has {have} partitions but "
+            f"{settings.topics.features!r} has {need}: add partitions to the checkpoint topic"
         )

@@ -9,7 +9,12 @@ SIGTERM or SIGINT.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -25,6 +30,9 @@ from streamproc.settings import Settings
 log = logging.getLogger(__name__)
 
 GAUGE_INTERVAL_SECONDS = 5.0
+HARD_STOP_GRACE = 10.0
+"""Seconds Faust gets to stop after the final checkpoint's own timeout."""
+EXIT_STOP_TIMEOUT = 70
 
 
 class WorkerRuntime:
@@ -36,27 +44,36 @@ class WorkerRuntime:
         self.metrics = Metrics.from_settings(settings, self.registry)
         self.health = Health(metrics=self.metrics)
         self.rejections = RejectionLog()
-        self.app = StreamprocApp(settings, hooks=Hooks(on_output=self._on_output))
+        hooks = Hooks(
+            on_output=self._on_output,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+            on_checkpoint=self._on_checkpoint,
+        )
+        self.app = StreamprocApp(settings, hooks=hooks)
         self._positions: dict[tuple[str, int], int] = {}
         self._wire(self.app.faust)
 
     def _wire(self, app: faust.App) -> None:
-        # mode annotates receivers as a union of callable types, which mypy cannot match.
-        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.task(self._heartbeat)
         app.timer(GAUGE_INTERVAL_SECONDS)(self._gauges)
 
     async def _heartbeat(self) -> None:
         await self.health.heartbeat()
 
-    async def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        log.info("partitions assigned: %s", _partitions(args, kwargs, "assigned"))
-        self.health.set_flags(partitions_assigned=True, state_recovered=True, consuming=True)
+    def _on_assigned(self, partitions: set[int]) -> None:
+        log.info("partitions assigned: %s", sorted(partitions) or "none")
+        self.health.set_flags(
+            partitions_assigned=bool(partitions), state_recovered=True, consuming=True
+        )
 
-    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        log.info("partitions revoked: %s", _partitions(args, kwargs, "revoked"))
+    def _on_revoked(self, partitions: set[int]) -> None:
+        log.info("partitions revoked: %s", sorted(partitions))
         self.health.set_flags(consuming=False)
+
+    def _on_checkpoint(self, seconds: float, records: int) -> None:
+        self.metrics.checkpoint_succeeded(seconds)
+        log.debug("checkpoint: %d records in %.3f s", records, seconds)
 
     def _on_output(self, topic: str, out: Output, seconds: float) -> None:
         """Per batch: counters and histograms; per rejection: a rate-limited log line."""
@@ -104,13 +121,28 @@ class WorkerRuntime:
                     sid.model, sid.kind.value, sid.name, estimate=estimate, window_size=width
                 )
 
+    async def graceful_stop(self) -> None:
+        """On SIGTERM: stop processing and checkpoint every owned partition (bounded in time),
+        before Faust stops, commits and flushes."""
+        timeout = self.settings.worker.shutdown_timeout_seconds
+        try:
+            written = await asyncio.wait_for(self.app.stop_processing(), timeout)
+            log.info("final checkpoint: %d records", written)
+        except Exception as exc:  # the next owner re-processes from the last good checkpoint
+            log.warning("final checkpoint failed: %s", exc)
+
     def run(self) -> int:
         """Serve health and metrics, run Faust until a signal stops it."""
         server = HealthServer.from_settings(self.settings.metrics, self.health, self.registry)
         server.start()
         try:
-            worker = faust.Worker(
-                self.app.faust, loglevel=self.settings.log.level, quiet=True, override_logging=False
+            worker = _Worker(
+                self.app.faust,
+                on_stop=self.graceful_stop,
+                hard_deadline=self.settings.worker.shutdown_timeout_seconds + HARD_STOP_GRACE,
+                loglevel=self.settings.log.level,
+                quiet=True,
+                override_logging=False,
             )
             worker.execute_from_commandline()
         finally:
@@ -118,10 +150,29 @@ class WorkerRuntime:
         return 0
 
 
-def _partitions(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> str:
-    """A Faust rebalance signal's partition set, as ``topic[p,...]`` text for the log."""
-    tps = args[0] if args else kwargs.get(name, ())
-    by_topic: dict[str, list[int]] = {}
-    for tp in tps:
-        by_topic.setdefault(tp.topic, []).append(tp.partition)
-    return " ".join(f"{t}{sorted(ps)}" for t, ps in sorted(by_topic.items())) or "none"
+class _Worker(faust.Worker):
+    """Faust's worker, with a checkpoint before it stops on a signal and a hard deadline."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        on_stop: Callable[[], Awaitable[None]],
+        hard_deadline: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self._on_stop = on_stop
+        self._hard_deadline = hard_deadline
+
+    async def _stop_on_signal(self, signal: signal.Signals) -> None:
+        watchdog = threading.Timer(self._hard_deadline, _hard_exit, args=(self._hard_deadline,))
+        watchdog.daemon = True
+        watchdog.start()
+        await self._on_stop()
+        await super()._stop_on_signal(signal)
+
+
+def _hard_exit(seconds: float) -> None:
+    log.error("shutdown took longer than %.0f s: exiting now", seconds)
+    os._exit(EXIT_STOP_TIMEOUT)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import random
-import subprocess
-import sys
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -14,38 +10,23 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamproc.demo import scenario
 from streamproc.events import EventKind
 from streamproc.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.conftest import create_topic
 from tests.integration.workers import (
     Cluster,
+    demo_events,
     header,
     keyed_json,
+    processed_events,
     produce,
     read_topic,
+    replay_ids,
     wait_until_consumed,
 )
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def demo_events(seconds: float = 60.0) -> list[tuple[EventKind, dict[str, object]]]:
-    events = scenario(rate=100, seed=11, start_ms=1_764_000_000_000)
-    return [(e.kind, e.body) for e in itertools.takewhile(lambda e: e.at_seconds < seconds, events)]
-
-
-def replay_ids(events: list[tuple[EventKind, dict[str, object]]], tmp: Path) -> list[str]:
-    """Alert ids from the ``streamproc replay`` command on the same events."""
-    source, out = tmp / "events.jsonl", tmp / "alerts.jsonl"
-    source.write_bytes(b"".join(orjson.dumps(body) + b"\n" for _, body in events))
-    subprocess.run(
-        [sys.executable, "-m", "streamproc", "replay", str(source), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return [orjson.loads(line)["alert_id"] for line in out.read_bytes().splitlines()]
 
 
 async def test_drift_alerts_on_the_topic_equal_replay(
@@ -139,19 +120,6 @@ async def test_malformed_messages_go_to_dead_letters_and_valid_ones_are_processe
     assert not changed, "dead letters keep the original bytes"
     assert processed_events(worker.metrics_port) == valid
     assert worker.proc.poll() is None
-
-
-def processed_events(port: int) -> int:
-    """The worker's own count of accepted events, read from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return round(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("streamproc_events_total{")
-        )
-    )
 
 
 async def test_worker_refuses_mismatched_partition_counts(

@@ -8,20 +8,26 @@ test gets its own topics and consumer group, named from a random prefix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from streamproc.demo import scenario
+from streamproc.events import EventKind
 from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.settings import Settings, load_settings
 
@@ -115,14 +121,15 @@ async def read_topic(
 ) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
     """Read a topic from the start until ``until`` records arrived (or the timeout passed)."""
     records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
-    async for record in _records(kafka, topic, timeout):
-        records.append((record.key, record.value, list(record.headers)))
-        if len(records) >= until:
-            break
+    async with contextlib.aclosing(_records(kafka, topic, timeout)) as stream:
+        async for record in stream:
+            records.append((record.key, record.value, list(record.headers)))
+            if len(records) >= until:
+                break
     return records
 
 
-async def _records(kafka: LocalKafka, topic: str, timeout: float) -> AsyncIterator[object]:
+async def _records(kafka: LocalKafka, topic: str, timeout: float) -> AsyncIterator[Any]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
         group_id=None,
@@ -206,3 +213,83 @@ async def wait_until_consumed(
 
 def header(headers: list[tuple[str, bytes]], name: str) -> str:
     return dict(headers)[name].decode()
+
+
+def demo_events(seconds: float = 60.0) -> list[tuple[EventKind, dict[str, object]]]:
+    events = scenario(rate=100, seed=11, start_ms=1_764_000_000_000)
+    return [(e.kind, e.body) for e in itertools.takewhile(lambda e: e.at_seconds < seconds, events)]
+
+
+def replay_ids(events: list[tuple[EventKind, dict[str, object]]], tmp: Path) -> list[str]:
+    """Alert ids from the ``streamproc replay`` command on the same events."""
+    source, out = tmp / "events.jsonl", tmp / "alerts.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(body) + b"\n" for _, body in events))
+    subprocess.run(
+        [sys.executable, "-m", "streamproc", "replay", str(source), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return [orjson.loads(line)["alert_id"] for line in out.read_bytes().splitlines()]
+
+
+async def produce_events(
+    kafka: LocalKafka,
+    settings: Settings,
+    events: list[tuple[EventKind, dict[str, object]]],
+    per_second: float | None = None,
+) -> None:
+    """Produce events to their topics in order, keyed by model; paced when ``per_second``."""
+    topic = {
+        EventKind.FEATURE: settings.topics.features,
+        EventKind.OUTCOME: settings.topics.outcomes,
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        futures = []
+        for i, (kind, body) in enumerate(events):
+            if per_second is not None and i % 100 == 0:
+                await asyncio.sleep(max(0.0, started + i / per_second - loop.time()))
+            key = str(body["model"]).encode()
+            futures.append(await producer.send(topic[kind], orjson.dumps(body), key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_all(kafka: LocalKafka, topic: str) -> list[bytes]:
+    """Every value on a topic now (up to its end offsets)."""
+    ends = await end_offsets(kafka, [topic])
+    total = sum(ends.values())
+    if total == 0:
+        return []
+    return [value for _, value, _ in await read_topic(kafka, topic, until=total, timeout=60)]
+
+
+def processed_events(port: int) -> int:
+    """The worker's own count of accepted events, read from its /metrics."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0
+    return round(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("streamproc_events_total{")
+        )
+    )
+
+
+async def wait_for_processed(worker: WorkerProcess, count: int, timeout: float = 120.0) -> None:
+    """Wait until the worker reports at least ``count`` processed events."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while processed_events(worker.metrics_port) < count:
+        if worker.proc.poll() is not None:
+            raise AssertionError(f"the worker exited:\n{worker.output()[-3000:]}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"worker did not reach {count} events:\n{worker.output()[-3000:]}")
+        await asyncio.sleep(0.1)

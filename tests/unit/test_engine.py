@@ -62,9 +62,7 @@ def river_detections(detector: object, values: list[float]) -> list[int]:
 
 def positions(alerts: list[Alert], detector: str, kind: StreamKind = StreamKind.VALUE) -> list[int]:
     return [
-        a.events_seen
-        for a in alerts
-        if a.detector["type"] == detector and a.stream.kind == kind
+        a.events_seen for a in alerts if a.detector["type"] == detector and a.stream.kind == kind
     ]
 
 
