@@ -23,7 +23,16 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from streamproc.errors import ConfigError
 
@@ -61,12 +70,17 @@ class DetectorSpec(_Frozen):
         description="Constructor arguments of the River detector; unknown ones are an error.",
     )
 
-    @model_validator(mode="after")
-    def _check_params(self) -> DetectorSpec:
-        from streamproc.detectors import check_spec  # detectors builds on these types
+    @field_validator("params")
+    @classmethod
+    def _check_params(
+        cls, params: dict[str, float | int | str | bool | None], info: ValidationInfo
+    ) -> dict[str, float | int | str | bool | None]:
+        """Checked here (not after the model) so an error's location ends in ``.params``."""
+        if "type" in info.data:
+            from streamproc.detectors import check_spec  # detectors builds on these types
 
-        check_spec(self)
-        return self
+            check_spec(cls.model_construct(type=info.data["type"], params=params))
+        return params
 
 
 def _specs(*types: DetectorType) -> tuple[DetectorSpec, ...]:

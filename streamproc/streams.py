@@ -26,6 +26,8 @@ RECENT_SPAN = 50
 _RECENT_ALPHA = 2.0 / (RECENT_SPAN + 1)
 _RAW_KINDS = frozenset({StreamKind.MISSING_RATE, StreamKind.CORRECTNESS})
 """0/1 rates: their natural scale is already [0, 1], so they are never standardized."""
+_STANDARDIZED, _RAW, _FLIPPED = 0, 1, 2
+"""What a detector reads: (x - warm-up mean) / warm-up std, x, or 1 - x."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
 
 
@@ -37,8 +39,8 @@ class Stream:
     """State and detectors of one stream. Not thread-safe; the engine owns it."""
 
     __slots__ = (
-        "_binary",
         "_detectors",
+        "_inputs",
         "_specs",
         "_standardized",
         "cooldown",
@@ -60,10 +62,10 @@ class Stream:
         self.id = sid
         self._standardized = policy.standardize and sid.kind not in _RAW_KINDS
         self._specs = policy.detectors
-        self._binary = tuple(spec.type in detectors.BINARY for spec in self._specs)
+        self._inputs = tuple(self._input_of(spec) for spec in self._specs)
         self._detectors = [
-            factory(spec, self._standardized and not binary)
-            for spec, binary in zip(self._specs, self._binary, strict=True)
+            factory(spec, mode == _STANDARDIZED)
+            for spec, mode in zip(self._specs, self._inputs, strict=True)
         ]
         self.cooldown = policy.cooldown_events
         self.warmup = policy.warmup
@@ -89,16 +91,27 @@ class Stream:
         if scale is None:
             self._warm(x)
             if self._standardized:
-                return self._update_binary_only(x, event_id, ts, now_ms)
+                return self._update_raw_only(x, event_id, ts, now_ms)
         xs = (x - self.offset) / scale if self._standardized and scale is not None else x
+        values = (xs, x, 1.0 - x)
         fired: list[int] = []
         for i, det in enumerate(self._detectors):
-            det.update(x if self._binary[i] else xs)
+            det.update(values[self._inputs[i]])
             if det.drift_detected:
                 fired.append(i)
         if not fired:
             return []
         return self._alerts(fired, event_id, ts, now_ms)
+
+    def _input_of(self, spec: DetectorSpec) -> int:
+        """What a detector reads. Binary detectors read the raw 0/1 value, flipped when they
+        alarm in the other direction than the one that is bad for this stream (DDM alarms
+        on more 1s; on a correctness stream, 1 means right, so it reads 1 - x)."""
+        if spec.type not in detectors.BINARY:
+            return _STANDARDIZED if self._standardized else _RAW
+        direction = detectors.alarm_direction(spec)
+        bad = "fall" if self.id.kind is StreamKind.CORRECTNESS else "rise"
+        return _RAW if direction in ("both", bad) else _FLIPPED
 
     def estimate(self) -> tuple[float, int]:
         """(recent mean, window width) for gauges; the width is the first windowed detector's,
@@ -123,14 +136,13 @@ class Stream:
             self.offset = self.warm_mean
             self.scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
 
-    def _update_binary_only(
-        self, x: float, event_id: str | None, ts: int, now_ms: int
-    ) -> list[Alert]:
+    def _update_raw_only(self, x: float, event_id: str | None, ts: int, now_ms: int) -> list[Alert]:
         """While the scale is being estimated, only detectors that read raw 0/1 values run."""
         fired = []
         for i, det in enumerate(self._detectors):
-            if self._binary[i]:
-                det.update(x)
+            mode = self._inputs[i]
+            if mode != _STANDARDIZED:
+                det.update(x if mode == _RAW else 1.0 - x)
                 if det.drift_detected:
                     fired.append(i)
         return self._alerts(fired, event_id, ts, now_ms) if fired else []
@@ -154,7 +166,7 @@ class Stream:
             alert_id=alert_id(self.id, i, spec.type, self.n),
             stream=self.id,
             detector=detectors.describe(
-                detectors.effective_spec(spec, self._standardized and not self._binary[i])
+                detectors.effective_spec(spec, self._inputs[i] == _STANDARDIZED)
             ),
             event_id=event_id,
             event_ts=ts,
