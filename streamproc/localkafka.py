@@ -237,7 +237,7 @@ def log_tail(path: Path, count: int = LOG_TAIL_LINES) -> str:
 # --- processes ----------------------------------------------------------------------
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal() -> Callable[[], None] | None:
     """A preexec_fn that SIGKILLs the child when this process dies, on Linux.
 
     The kernel sends it when the *thread* that forked exits, so it is armed only
@@ -267,7 +267,7 @@ def launch(cmd: list[str], log: Path, *, die_with_parent: bool) -> subprocess.Po
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # Only prctl runs between fork and exec; nothing that could deadlock.
-            preexec_fn=_parent_death_signal() if die_with_parent else None,  # noqa: PLW1509
+            preexec_fn=parent_death_signal() if die_with_parent else None,  # noqa: PLW1509
         )
 
 

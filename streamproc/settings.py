@@ -122,10 +122,14 @@ class Override(_Frozen):
     model: str = Field(default="*", description="Glob on the model id.")
     stream: str = Field(default="*", description="Glob on the stream name (feature or metric).")
     kind: StreamKind | None = Field(default=None, description="Only streams of this kind.")
-    detectors: tuple[DetectorSpec, ...] | None = None
-    standardize: bool | None = None
-    warmup: int | None = Field(default=None, ge=2)
-    cooldown_events: int | None = Field(default=None, ge=0)
+    detectors: tuple[DetectorSpec, ...] | None = Field(
+        default=None, description="Replaces the kind's detector list."
+    )
+    standardize: bool | None = Field(default=None, description="Overrides engine.standardize.")
+    warmup: int | None = Field(default=None, ge=2, description="Overrides engine.warmup.")
+    cooldown_events: int | None = Field(
+        default=None, ge=0, description="Overrides engine.cooldown_events."
+    )
 
     def matches(self, model: str, kind: StreamKind, name: str) -> bool:
         return (
@@ -161,7 +165,11 @@ class EngineSettings(_Frozen):
         description="After an alert, further alerts of the same stream are held back for this "
         "many of its events, so one change gives one alert.",
     )
-    detectors: DetectorDefaults = Field(default_factory=DetectorDefaults)
+    detectors: DetectorDefaults = Field(
+        default_factory=DetectorDefaults,
+        description="Detectors per stream kind: value, prediction, missing_rate, error, "
+        "correctness (lists of {type, params}).",
+    )
     overrides: tuple[Override, ...] = Field(
         default_factory=tuple, description="Applied in order; later matches win."
     )
@@ -216,10 +224,16 @@ class KafkaSettings(_Frozen):
     )
     client_id: str = Field(default="streamproc", description="Kafka client id.")
     group_id: str = Field(default="streamproc", description="Consumer group of the workers.")
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="PLAIN", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL only)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; never logged or printed."
+    )
     ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers.")
     ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
     ssl_keyfile: Path | None = Field(default=None, description="Client private key (mutual TLS).")
@@ -243,10 +257,13 @@ class KafkaSettings(_Frozen):
 class TopicSettings(_Frozen):
     """Topic names and how missing ones are created."""
 
-    features: str = "features"
-    outcomes: str = "outcomes"
-    alerts: str = "drift-alerts"
-    dead_letters: str = "streamproc-dead-letters"
+    features: str = Field(default="features", description="Feature events, keyed by model.")
+    outcomes: str = Field(default="outcomes", description="Outcome events, keyed by model.")
+    alerts: str = Field(default="drift-alerts", description="Where alerts are published.")
+    dead_letters: str = Field(
+        default="streamproc-dead-letters",
+        description="Rejected messages, with the reason in headers (docs/dead-letters.md).",
+    )
     checkpoints: str | None = Field(
         default=None,
         description="Compacted topic of detector-state checkpoints; default "
@@ -281,7 +298,7 @@ class WorkerSettings(_Frozen):
 class MetricsSettings(_Frozen):
     """Prometheus exposition."""
 
-    host: str = "0.0.0.0"
+    host: str = Field(default="0.0.0.0", description="Address of the metrics/health server.")
     port: int = Field(
         default=9108, ge=0, le=65535, description="Port of /metrics, /healthz, /readyz."
     )
@@ -291,8 +308,14 @@ class MetricsSettings(_Frozen):
 
 
 class LogSettings(_Frozen):
-    format: Literal["text", "json"] = "text"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Logging."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="text for people, json for log pipelines (one per line)."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level logged."
+    )
 
 
 class Settings(_Frozen):

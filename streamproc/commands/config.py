@@ -1,12 +1,20 @@
-"""``streamproc check-config FILE``: validate a configuration before deploying it."""
+"""``streamproc check-config [FILE]``: validate a configuration before deploying it.
+
+``--reference`` prints the Markdown reference of every setting (docs/configuration.md
+embeds it; a test keeps the two equal).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from streamproc.settings import load_settings
+import yaml
+from pydantic import BaseModel, SecretStr
+
+from streamproc.settings import Settings, env_names, load_settings
 
 
 def add_command(subparsers: Any) -> None:
@@ -14,13 +22,62 @@ def add_command(subparsers: Any) -> None:
         "check-config",
         help="validate a YAML configuration (and STREAMPROC_* variables)",
         description="Validate a configuration file together with the STREAMPROC_* environment; "
-        "prints the effective settings (secrets masked) or the key at fault.",
+        "print the effective settings (secrets masked) or the key at fault.",
     )
     parser.add_argument("file", type=Path, nargs="?", help="YAML file (default: none)")
+    parser.add_argument(
+        "--reference", action="store_true", help="print the reference of every setting"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.reference:
+        sys.stdout.write(reference())
+        return 0
     settings = load_settings(args.file)
-    print(f"configuration OK (hash {settings.config_hash()})")
+    sys.stdout.write(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    print(f"# configuration OK (hash {settings.config_hash()})")
     return 0
+
+
+def _default(field: Any) -> str:
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, SecretStr):
+        return "(secret)"
+    if isinstance(value, BaseModel):
+        return "(see below)"
+    if isinstance(value, tuple):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    if value is None:
+        return "none"
+    return f"`{value}`"
+
+
+def _type(annotation: Any) -> str:
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    for prefix in ("typing.", "pathlib.", "pydantic.types.", "streamproc.settings."):
+        text = text.replace(prefix, "")
+    return text.replace("SecretStr", "secret").replace("|", "\\|")
+
+
+def reference() -> str:
+    """Markdown tables: every section, key, environment variable, type, default, meaning."""
+    variables = {key: var for var, key in env_names().items()}
+    out = []
+    for section, section_field in Settings.model_fields.items():
+        model = section_field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        out.append(f"### `{section}`\n\n{(model.__doc__ or '').strip()}\n")
+        out.append("| key | environment variable | type | default | meaning |")
+        out.append("|---|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            var = variables.get((section, name))
+            env = f"`{var}`" if var else "(file only)"
+            meaning = (field.description or "").replace("|", "\\|")
+            out.append(
+                f"| `{section}.{name}` | {env} | {_type(field.annotation)} | "
+                f"{_default(field)} | {meaning} |"
+            )
+        out.append("")
+    return "\n".join(out)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from streamproc.localkafka import LocalKafka, free_ports, port_open
+from streamproc.localkafka import LocalKafka, free_ports, parent_death_signal, port_open
 
 STOP_SECONDS = 15.0
 
@@ -66,7 +66,12 @@ def _spawn(
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+        preexec_fn=parent_death_signal(),  # noqa: PLW1509  (and they die if we are killed)
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -97,6 +102,7 @@ def _wait(children: Mapping[str, subprocess.Popen[bytes]], duration: float | Non
 
 
 def _run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops everything, like Ctrl-C
     workdir: Path = args.dir
     workdir.mkdir(parents=True, exist_ok=True)
     port = _pick_port(args.port)
