@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamproc tests bench
-	$(BIN)/ruff format --check streamproc tests bench
+	$(BIN)/ruff check streamproc tests $(wildcard bench)
+	$(BIN)/ruff format --check streamproc tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
