@@ -54,9 +54,11 @@ class Hooks:
     on_output: Callable[[str, Output, float], None] = _ignore
     """Per batch: the source topic, its output and the processing seconds."""
     on_assigned: Callable[[set[int]], None] = _ignore
-    """After a rebalance assigned partitions (restored lazily, on their first records)."""
+    """After a rebalance assigned partitions (their state is restored in the background)."""
     on_restored: Callable[[RestoreReport], None] = _ignore
     """After a partition's checkpoint was loaded."""
+    on_recovered: Callable[[], None] = _ignore
+    """After every partition of the latest assignment was restored."""
     on_revoked: Callable[[set[int]], None] = _ignore
     """After partitions were revoked and their state dropped."""
     on_checkpoint: Callable[[float, int], None] = _ignore
@@ -85,6 +87,9 @@ class StreamprocApp:
         self._since_checkpoint = 0
         self._stopped = False
         self._restoring = asyncio.Lock()
+        self._generation = 0
+        """Bumped by every rebalance: restores started before it are abandoned."""
+        self._background: asyncio.Future[None] | None = None
         self._pending: dict[tuple[int, EventKind], int] = {}
         """Per (partition, topic): the watermark from which to re-process, until the first
         record Faust delivers there tells where to stop."""
@@ -271,13 +276,36 @@ class StreamprocApp:
 
     def _on_assigned(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", set())
-        self.hooks.on_assigned({tp.partition for tp in assigned if tp.topic in self._kinds})
+        partitions = sorted({tp.partition for tp in assigned if tp.topic in self._kinds})
+        self._generation += 1
+        self.hooks.on_assigned(set(partitions))
+        self._background = asyncio.ensure_future(self._restore_all(partitions, self._generation))
 
-    async def restore(self, partition: int) -> RestoreReport:
+    async def _restore_all(self, partitions: list[int], generation: int) -> None:
+        """Restore newly assigned partitions ahead of their first records, so readiness can
+        tell when the state is back. Runs as its own task: Faust cancels work awaited inside
+        its rebalance callbacks. A rebalance in between makes it stop (``generation``)."""
+        try:
+            for partition in partitions:
+                async with self._restoring:
+                    if generation != self._generation:
+                        return
+                    if partition not in self.owned:
+                        await self.restore(partition, generation)
+        except Exception as exc:  # the agents retry when the partition's records arrive
+            log.warning("restoring partitions %s failed: %s", partitions, exc)
+            return
+        if generation == self._generation:
+            self.hooks.on_recovered()
+
+    async def restore(self, partition: int, generation: int | None = None) -> RestoreReport | None:
         """Load a partition's checkpoint; records below its watermark will be skipped, and
-        those between it and where Faust resumes are re-processed by :meth:`_prepare`."""
+        those between it and where Faust resumes are re-processed by :meth:`_prepare`.
+        Returns None when a rebalance since ``generation`` made the work moot."""
         started = time.perf_counter()
         checkpoint = await self.recovery.read_checkpoint(partition)
+        if generation is not None and generation != self._generation:
+            return None
         async with self._lock:
             watermark = self.pipeline.restore(partition, checkpoint)
             self.owned.add(partition)
@@ -298,6 +326,7 @@ class StreamprocApp:
         """Forget revoked partitions at once (synchronously: nothing here can be cancelled
         half-way). Whoever owns them next restores them from their last checkpoint."""
         revoked = args[0] if args else kwargs.get("revoked", set())
+        self._generation += 1
         partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.owned
         for p in partitions:
             self.pipeline.forget(p)

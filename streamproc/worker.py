@@ -47,6 +47,7 @@ class WorkerRuntime:
         hooks = Hooks(
             on_output=self._on_output,
             on_assigned=self._on_assigned,
+            on_recovered=self._on_recovered,
             on_revoked=self._on_revoked,
             on_checkpoint=self._on_checkpoint,
         )
@@ -64,8 +65,12 @@ class WorkerRuntime:
     def _on_assigned(self, partitions: set[int]) -> None:
         log.info("partitions assigned: %s", sorted(partitions) or "none")
         self.health.set_flags(
-            partitions_assigned=bool(partitions), state_recovered=True, consuming=True
+            partitions_assigned=bool(partitions), state_recovered=False, consuming=True
         )
+
+    def _on_recovered(self) -> None:
+        log.info("state recovered for partitions %s", sorted(self.app.owned) or "none")
+        self.health.set_flags(state_recovered=True)
 
     def _on_revoked(self, partitions: set[int]) -> None:
         log.info("partitions revoked: %s", sorted(partitions))
