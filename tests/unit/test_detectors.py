@@ -250,7 +250,7 @@ def test_describe_shows_the_kswin_default_seed() -> None:
 def test_standardized_page_hinkley_gets_scale_free_defaults() -> None:
     spec = detectors.effective_spec(DetectorSpec(type="page_hinkley"), standardized=True)
     assert spec.params == detectors.SCALE_FREE_DEFAULTS["page_hinkley"]
-    assert spec.params["delta"] == 0.25 and spec.params["threshold"] == 25.0
+    assert spec.params["delta"] == 0.25 and spec.params["threshold"] == 50.0
 
 
 def test_user_parameters_win_over_scale_free_defaults() -> None:
@@ -265,7 +265,13 @@ def test_raw_mode_keeps_rivers_defaults_exactly() -> None:
     assert detectors.describe(spec)["params"] == drift.PageHinkley()._get_params()
 
 
-@pytest.mark.parametrize("det_type", sorted(set(detectors.CLASSES) - {"page_hinkley"}))
+def test_standardized_adwin_gets_a_smaller_delta() -> None:
+    spec = detectors.effective_spec(DetectorSpec(type="adwin"), standardized=True)
+    assert spec.params == {"delta": 1e-6}
+    assert detectors.effective_spec(DetectorSpec(type="adwin"), standardized=False).params == {}
+
+
+@pytest.mark.parametrize("det_type", sorted(set(detectors.CLASSES) - {"page_hinkley", "adwin"}))
 def test_other_detectors_are_already_scale_free(det_type: str) -> None:
     spec = DetectorSpec(type=det_type)
     assert detectors.effective_spec(spec, standardized=True) == spec
