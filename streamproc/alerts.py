@@ -128,10 +128,17 @@ def from_json(payload: bytes) -> Alert:
     )
 
 
+_ARRIVAL_KINDS = frozenset({StreamKind.ARRIVAL, StreamKind.RATE, StreamKind.FRESHNESS})
+
+
 def summarize(alert: Alert) -> str:
     """One human-readable line per alert."""
     change = alert.change
-    if change.mean_before is not None and change.mean_after is not None:
+    if alert.stream.kind in _ARRIVAL_KINDS:
+        from streamproc.arrival.alerting import what as arrival_what  # it builds on this module
+
+        what = arrival_what(alert)
+    elif change.mean_before is not None and change.mean_after is not None:
         what = f"mean {change.mean_before:.4g} -> {change.mean_after:.4g}"
         if change.magnitude is not None:
             what += f" ({change.magnitude:+.2f} sd)"

@@ -76,7 +76,7 @@ class StreamprocApp:
         hooks: Hooks | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine or Engine(settings.engine, settings.limits)
+        self.engine = engine or Engine(settings.engine, settings.limits, arrival=settings.arrival)
         self.pipeline = Pipeline(self.engine, settings.limits)
         self.recovery = Recovery(settings)
         self.clock = clock
@@ -107,6 +107,8 @@ class StreamprocApp:
         self.faust.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.faust.timer(settings.worker.checkpoint_interval_seconds)(self._periodic_checkpoint)
+        if settings.arrival.enabled:
+            self.faust.timer(settings.arrival.tick_seconds)(self._periodic_tick)
 
     def _make_faust_app(self) -> faust.App:
         s = self.settings
@@ -180,6 +182,26 @@ class StreamprocApp:
                 )
             self._since_checkpoint += out.messages
         self.hooks.on_output(records[0].topic, out, time.perf_counter() - started)
+        return out
+
+    async def _periodic_tick(self) -> None:
+        try:
+            await self.tick()
+        except Exception as exc:  # a failing timer would stop every later silence check
+            log.warning("arrival tick failed: %s", exc)
+
+    async def tick(self) -> Output:
+        """From a timer: let the engine see time pass (silence alerts, docs/arrival.md) and
+        send what it raised, under the lock like a batch; reported with no source topic."""
+        started = time.perf_counter()
+        async with self._lock:
+            if self._stopped:
+                return Output()
+            out = self.pipeline.tick(self.clock())
+            for alert in out.alerts:
+                await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+        if out.alerts:
+            self.hooks.on_output("", out, time.perf_counter() - started)
         return out
 
     async def _prepare(self, records: Sequence[Record]) -> None:

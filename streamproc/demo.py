@@ -7,6 +7,7 @@ seed gives the same events whether they are produced to Kafka in real time
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +29,19 @@ SCHEDULE: tuple[Drift, ...] = (
     Drift(20.0, "fraud-v3", "feature 'amount' mean shifts up by 2 standard deviations"),
     Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
     Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
+    Drift(50.0, "search-v1", "stops sending (a silence alert once its silence window passes)"),
+    Drift(60.0, "reco-v2", "sends half as many events (a rate alert within a few buckets)"),
+    Drift(90.0, "search-v1", "sends again (a recovered alert)"),
 )
 
 MODELS = ("fraud-v3", "churn-v1", "upsell-v2")
+"""The drift models, in turn at ``rate``; their events do not depend on the arrival models."""
+ARRIVAL_MODELS = ("search-v1", "reco-v2")
+"""Arrival models, each on top at a tenth of ``rate``: one falls silent, one slows down."""
+SILENT = (50.0, 90.0)
+"""search-v1 sends nothing in this interval (seconds)."""
+HALVED_AT = 60.0
+"""reco-v2 sends half as often from here on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +54,19 @@ class DemoEvent:
 
 
 def scenario(rate: float, seed: int = 7, start_ms: int = 0) -> Iterator[DemoEvent]:
-    """Endless demo events at ``rate`` feature events per second (outcomes on top, ~1 in 2).
+    """Endless demo events at ``rate`` feature events per second (outcomes on top, ~1 in 2),
+    merged in time with the arrival models' feature events (``rate / 10`` each, on top).
 
     ``start_ms`` is the event time of the first event; each event's ``ts`` is
     ``start_ms`` plus its offset, so a file written from the scenario carries
     realistic event times.
     """
+    drifts = _drift_models(rate, seed, start_ms)
+    arrivals = (_arrival_model(m, rate / 10, seed, start_ms) for m in ARRIVAL_MODELS)
+    return heapq.merge(drifts, *arrivals, key=lambda e: e.at_seconds)
+
+
+def _drift_models(rate: float, seed: int, start_ms: int) -> Iterator[DemoEvent]:
     rng = random.Random(seed)
     step = 1.0 / rate
     n = 0
@@ -61,6 +79,27 @@ def scenario(rate: float, seed: int = 7, start_ms: int = 0) -> Iterator[DemoEven
         if n % 2 == 0:
             yield DemoEvent(t, EventKind.OUTCOME, model, _outcome(rng, model, t, event_id, ts))
         n += 1
+
+
+def _arrival_model(model: str, rate: float, seed: int, start_ms: int) -> Iterator[DemoEvent]:
+    """Feature events of an arrival model: search-v1 pauses, reco-v2 halves its rate."""
+    rng = random.Random(f"{seed}/{model}")
+    n, t = 0, 0.0
+    while True:
+        if not (model == "search-v1" and SILENT[0] <= t < SILENT[1]):
+            ts = start_ms + round(t * 1000)
+            features = {"query_length": rng.randint(1, 12), "results": rng.randint(0, 50)}
+            body = {
+                "model": model,
+                "id": f"{model}-{n}",
+                "ts": ts,
+                "features": features,
+                "prediction": round(rng.random(), 4),
+            }
+            yield DemoEvent(t, EventKind.FEATURE, model, body)
+            n += 1
+        slower = model == "reco-v2" and t >= HALVED_AT
+        t += (2.0 if slower else 1.0) / rate
 
 
 def _after(model: str, t: float) -> bool:

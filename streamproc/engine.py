@@ -16,9 +16,10 @@ from typing import Any
 
 from streamproc import state
 from streamproc.alerts import Alert, StreamId
+from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
-from streamproc.settings import EngineSettings, Limits, StreamKind
+from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind, StreamPolicy
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
 SNAPSHOT_VERSION = 1
@@ -58,13 +59,14 @@ class _Feature:
 
 
 class _Model:
-    __slots__ = ("correctness", "errors", "features", "prediction")
+    __slots__ = ("arrival", "correctness", "errors", "features", "prediction")
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
         self.prediction: Stream | None = None
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
+        self.arrival: ModelArrival | None = None
 
 
 class Engine:
@@ -75,42 +77,96 @@ class Engine:
         settings: EngineSettings,
         limits: Limits,
         detector_factory: DetectorFactory = default_factory,
+        arrival: ArrivalSettings | None = None,
+        arrival_clock: ArrivalClock = "processing",
     ) -> None:
+        """``arrival`` turns on arrival monitoring (silence, rate, freshness, future
+        timestamps; docs/arrival.md) when enabled in it; ``arrival_clock`` says whether
+        ``now_ms`` is processing time (the worker) or event time (``replay``)."""
         self._settings = settings
         self._limits = limits
         self._factory = detector_factory
         self._models: dict[str, _Model] = {}
+        self._arrival: ArrivalMonitor | None = None
+        if arrival is not None and arrival.enabled:
+            self._arrival = ArrivalMonitor(arrival, arrival_clock)
+        self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
 
     def process(self, event: Event, now_ms: int) -> Processed:
         """Feed one event; ``now_ms`` is the processing time stamped on alerts."""
+        arrival = self._arrival
+        if arrival is not None:
+            rejection = arrival.check(event, now_ms)
+            if rejection is not None:
+                return Processed(rejection=rejection)
         model = self._models.get(event.model)
         if model is None:
             model = self._models[event.model] = _Model()
         if isinstance(event, FeatureEvent):
-            return self._features(model, event, now_ms)
+            result = self._features(model, event, now_ms)
+            if arrival is not None and result.rejection is None:
+                return self._arrived(arrival, model, event, now_ms, result)
+            return result
         return self._outcome(model, event, now_ms)
 
+    def _arrived(
+        self,
+        arrival: ArrivalMonitor,
+        model: _Model,
+        event: FeatureEvent,
+        now_ms: int,
+        result: Processed,
+    ) -> Processed:
+        state = model.arrival
+        if state is None:
+            state = model.arrival = arrival.new(event.model)
+        alerts = arrival.observe(state, event, now_ms)
+        if not alerts:
+            return result
+        return Processed(result.alerts + alerts, None, result.updates)
+
+    def tick(self, now_ms: int) -> list[Alert]:
+        """Let the arrival monitor see that time passed: silence alerts, if any (the worker
+        calls this from a timer; ``replay`` with event time)."""
+        arrival = self._arrival
+        if arrival is None:
+            return []
+        models = ((n, m.arrival) for n, m in self._models.items() if m.arrival is not None)
+        return arrival.tick(models, now_ms)
+
     def _stream(self, model: str, kind: StreamKind, name: str) -> Stream:
-        policy = self._settings.policy(model, kind, name)
-        return Stream(StreamId(model, kind, name), policy, self._factory)
+        return Stream(StreamId(model, kind, name), self._policy(model, kind, name), self._factory)
+
+    def _policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
+        """A policy depends only on the kind and on which overrides match, so streams that
+        share both share one resolved policy (resolving builds a pydantic model: recovery
+        creates 100,000s of streams)."""
+        overrides = self._settings.overrides
+        key = (kind, tuple(i for i, o in enumerate(overrides) if o.matches(model, kind, name)))
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = self._policies[key] = self._settings.policy(model, kind, name)
+        return policy
 
     def _features(self, model: _Model, event: FeatureEvent, now_ms: int) -> Processed:
         known = model.features
         values = event.features
-        new = [name for name in values if name not in known]
-        if new and len(known) + len(new) > self._limits.max_streams_per_model:
-            return Processed(rejection=self._too_many(event, len(known), len(new)))
-        for name in new:
-            known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+        if not values.keys() <= known.keys():
+            new = [name for name in values if name not in known]
+            if len(known) + len(new) > self._limits.max_streams_per_model:
+                return Processed(rejection=self._too_many(event, len(known), len(new)))
+            for name in new:
+                known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
         alerts: list[Alert] = []
         updates = 0
         eid, ts = event.id, event.ts
         for name, value in values.items():
             feature = known[name]
+            missing = feature.missing
             if value is None:
-                alerts += feature.missing.update(1.0, eid, ts, now_ms)
+                alerts += missing.update(1.0, eid, ts, now_ms)
             else:
-                alerts += feature.missing.update(0.0, eid, ts, now_ms)
+                alerts += missing.update(0.0, eid, ts, now_ms)
                 if isinstance(value, float):
                     stream = feature.value
                     if stream is None:
@@ -119,7 +175,7 @@ class Engine:
                     updates += stream.updates_per_value
                 else:
                     feature.count_category(value)
-            updates += feature.missing.updates_per_value
+            updates += missing.updates_per_value
         if len(known) > len(values):
             for name, feature in known.items():
                 if name not in values:
@@ -152,7 +208,7 @@ class Engine:
             stream = model.errors[event.error_name] = self._stream(
                 event.model, StreamKind.ERROR, event.error_name
             )
-        alerts = stream.update(event.error, eid, ts, now_ms)
+        alerts = list(stream.update(event.error, eid, ts, now_ms))
         updates = stream.updates_per_value
         if event.correct is not None:
             correctness = model.correctness
@@ -219,7 +275,8 @@ class Engine:
 
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         try:
-            features, prediction, errors, correctness = encoded
+            # A fifth item is arrival state; snapshots from before it restore without it.
+            features, prediction, errors, correctness, *arrival = encoded
             model = _Model()
             for fname, (value, missing, categories) in features.items():
                 feature = _Feature(self._restored(name, StreamKind.MISSING_RATE, fname, missing))
@@ -237,6 +294,8 @@ class Engine:
                 model.correctness = self._restored(
                     name, StreamKind.CORRECTNESS, "correctness", correctness
                 )
+            if arrival and arrival[0] is not None and self._arrival is not None:
+                model.arrival = self._arrival.restore(name, arrival[0])
         except (TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"snapshot: model {name!r} is malformed: {exc}") from exc
         return model
@@ -248,7 +307,7 @@ class Engine:
 
 
 def _encode_model(model: _Model) -> list[Any]:
-    return [
+    encoded = [
         {
             name: [
                 None if f.value is None else f.value.to_state(),
@@ -261,3 +320,6 @@ def _encode_model(model: _Model) -> list[Any]:
         {name: stream.to_state() for name, stream in model.errors.items()},
         None if model.correctness is None else model.correctness.to_state(),
     ]
+    if model.arrival is not None:
+        encoded.append(model.arrival.to_state())
+    return encoded

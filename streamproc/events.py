@@ -54,6 +54,9 @@ class Reason(StrEnum):
     """Accepting the event would track more than ``limits.max_streams_per_model`` streams."""
     WRONG_KIND = "wrong_kind"
     """The event's ``type`` contradicts the topic it arrived on."""
+    FUTURE_TIMESTAMP = "future_timestamp"
+    """The event's ``ts`` is more than ``arrival.max_future_seconds`` ahead of processing time
+    (checked by the engine, which knows the processing time)."""
 
 
 Feature = float | str | None

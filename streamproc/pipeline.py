@@ -159,6 +159,17 @@ class Pipeline:
             self._skip_below.pop((partition, index), None)
         return models
 
+    def tick(self, now_ms: int) -> Output:
+        """Time passed without records: the engine's silence alerts, their models marked
+        changed so that the next checkpoint records that their silence was reported."""
+        out = Output()
+        out.alerts = self.engine.tick(now_ms)
+        for alert in out.alerts:
+            partition = self.partition_of.get(alert.model)
+            if partition is not None:
+                self.dirty.setdefault(partition, set()).add(alert.model)
+        return out
+
     def handle(self, records: Sequence[Record], now_ms: int) -> Output:
         out = Output()
         out.messages = len(records)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from streamproc.alerts import Alert
 from streamproc.engine import Engine
-from streamproc.events import Rejection, decode
+from streamproc.events import Event, Rejection, decode
 from streamproc.settings import Limits
 
 
@@ -53,6 +53,7 @@ def replay(
     clock: Callable[[], int],
     on_alert: OnAlert,
     on_rejection: OnRejection,
+    tick_ms: int | None = None,
 ) -> Summary:
     """Feed JSON lines through decode and the engine.
 
@@ -60,8 +61,14 @@ def replay(
     ``ts`` and as the alerts' detection time). Blank lines are skipped; every
     other line counts, and a bad one is passed to ``on_rejection`` with its
     1-based line number, never aborting the run.
+
+    With ``tick_ms``, the engine's arrival monitor runs on event time: whenever the
+    latest ``ts`` seen has advanced by ``tick_ms``, the engine is ticked with it, so a
+    model that falls silent is reported once other models' events carry time past its
+    window (docs/arrival.md).
     """
     summary = Summary()
+    ticks = _Ticks(engine, tick_ms)
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
@@ -72,6 +79,8 @@ def replay(
         for rejection in decoded.rejections:
             _reject(summary, number, rejection, on_rejection)
         for event in decoded.events:
+            for alert in ticks.advance(event):
+                _alert(summary, alert, on_alert)
             result = engine.process(event, now)
             if result.rejection is not None:
                 _reject(summary, number, result.rejection, on_rejection)
@@ -79,9 +88,33 @@ def replay(
             summary.events += 1
             summary.updates += result.updates
             for alert in result.alerts:
-                summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
-                on_alert(alert)
+                _alert(summary, alert, on_alert)
     return summary
+
+
+class _Ticks:
+    """Event time as replay's clock for the arrival monitor: the latest ``ts`` seen."""
+
+    def __init__(self, engine: Engine, every_ms: int | None) -> None:
+        self._engine = engine
+        self._every = every_ms
+        self._next: int | None = None
+
+    def advance(self, event: Event) -> list[Alert]:
+        if self._every is None or not event.ts_given:
+            return []
+        if self._next is None:
+            self._next = event.ts + self._every
+            return []
+        if event.ts < self._next:
+            return []
+        self._next = event.ts + self._every
+        return self._engine.tick(event.ts)
+
+
+def _alert(summary: Summary, alert: Alert, on_alert: OnAlert) -> None:
+    summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
+    on_alert(alert)
 
 
 def _reject(summary: Summary, number: int, rejection: Rejection, on_rejection: OnRejection) -> None:

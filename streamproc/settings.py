@@ -56,6 +56,12 @@ class StreamKind(StrEnum):
     """Per outcome: 0/1 misclassification, absolute error, or the given error/loss."""
     CORRECTNESS = "correctness"
     """Per outcome with labels or ``correct``: 1 when the prediction was right, else 0."""
+    ARRIVAL = "arrival"
+    """A model's feature events arriving at all: silence and ``recovered`` (docs/arrival.md)."""
+    RATE = "rate"
+    """A model's feature events per event-time bucket."""
+    FRESHNESS = "freshness"
+    """Processing time minus event time of a model's feature events that carry a ``ts``."""
 
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
@@ -90,6 +96,8 @@ def _specs(*types: DetectorType) -> tuple[DetectorSpec, ...]:
 class DetectorDefaults(_Frozen):
     """Detectors per stream kind, before overrides."""
 
+    # ADWIN plus Page-Hinkley, on standardized values clipped at +/-4 (streams.CLIP): the
+    # clipping is what keeps Page-Hinkley quiet on heavy tails (docs/quality.md).
     value: tuple[DetectorSpec, ...] = Field(
         default_factory=lambda: _specs("adwin", "page_hinkley"),
         description="Detectors on numeric feature streams.",
@@ -318,6 +326,133 @@ class LogSettings(_Frozen):
     )
 
 
+class ArrivalOverride(_Frozen):
+    """Arrival settings for the models whose id matches the glob."""
+
+    model: str = Field(default="*", description="Glob on the model id.")
+    silence: bool | None = Field(default=None, description="Watch for silence.")
+    silence_seconds: float | None = Field(
+        default=None, gt=0, description="A fixed silence window instead of the derived one."
+    )
+    silence_factor: float | None = Field(default=None, gt=0)
+    silence_floor_seconds: float | None = Field(default=None, gt=0)
+    silence_ceiling_seconds: float | None = Field(default=None, gt=0)
+    rate: bool | None = Field(default=None, description="Watch the event rate.")
+    freshness: bool | None = Field(default=None, description="Watch the event-time lag.")
+
+    def matches(self, model: str) -> bool:
+        return fnmatch.fnmatchcase(model, self.model)
+
+
+class ArrivalPolicy(_Frozen):
+    """The resolved arrival settings of one model: defaults with matching overrides applied."""
+
+    silence: bool
+    silence_seconds: float | None
+    silence_factor: float
+    silence_floor_seconds: float
+    silence_ceiling_seconds: float
+    rate: bool
+    freshness: bool
+
+
+class ArrivalSettings(_Frozen):
+    """Is data arriving? Silence, rate and freshness per model. See docs/arrival.md."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Watch every model's feature events for silence, rate changes and lateness, "
+        "and reject events from the future.",
+    )
+    tick_seconds: float = Field(
+        default=1.0, gt=0, description="How often the worker checks every model for silence."
+    )
+    max_future_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Events whose ts is further ahead of processing time than this are "
+        "rejected (future_timestamp).",
+    )
+    silence: bool = Field(default=True, description="Alert when a model stops sending.")
+    silence_factor: float = Field(
+        default=4.0, gt=0, description="Silence window: this times the longest recent gap..."
+    )
+    silence_floor_seconds: float = Field(default=60.0, gt=0, description="...at least this...")
+    silence_ceiling_seconds: float = Field(
+        default=3600.0, gt=0, description="...and at most this (also the window until known)."
+    )
+    silence_memory_seconds: float = Field(
+        default=10_800.0, gt=0, description="Half-life of the remembered longest gap."
+    )
+    silence_min_gaps: int = Field(
+        default=20, ge=0, description="Gaps to see before the window is derived from them."
+    )
+    rate: bool = Field(default=True, description="Alert when a model's event rate changes.")
+    rate_bucket_seconds: float = Field(
+        default=60.0, ge=0.001, description="Events are counted per bucket of event time."
+    )
+    rate_baseline_buckets: int = Field(
+        default=20, ge=2, description="Horizon of the baseline a bucket is compared with."
+    )
+    rate_threshold: float = Field(
+        default=9.0, gt=0, description="CUSUM threshold, in standard deviations."
+    )
+    rate_slack: float = Field(
+        default=1.0, ge=0, description="CUSUM allowance per bucket, in standard deviations."
+    )
+    rate_min_count: float = Field(
+        default=10.0,
+        ge=1,
+        description="Judge the rate only while at least this many events per bucket are expected.",
+    )
+    rate_warmup_buckets: int = Field(
+        default=10, ge=1, description="Buckets that only build the baseline."
+    )
+    rate_cooldown_buckets: int = Field(
+        default=30, ge=0, description="After a rate alert, buckets before the next can fire."
+    )
+    freshness: bool = Field(
+        default=True, description="Alert when events arrive much later than usual."
+    )
+    freshness_factor: float = Field(
+        default=10.0, gt=1, description="Alert when the recent lag is this many times the usual..."
+    )
+    freshness_min_lag_seconds: float = Field(
+        default=60.0, ge=0, description="...and at least this long."
+    )
+    freshness_recent_events: int = Field(
+        default=20, ge=1, description="Span of the recent lag, in events."
+    )
+    freshness_baseline_events: int = Field(
+        default=1000, ge=2, description="Span of the usual lag, in events."
+    )
+    freshness_warmup_events: int = Field(
+        default=50, ge=1, description="Lags to measure before a freshness alert can fire."
+    )
+    overrides: tuple[ArrivalOverride, ...] = Field(
+        default_factory=tuple, description="Per model glob; applied in order, later matches win."
+    )
+
+    @model_validator(mode="after")
+    def _check_silence_bounds(self) -> ArrivalSettings:
+        if self.silence_floor_seconds > self.silence_ceiling_seconds:
+            raise ValueError("silence_floor_seconds must not exceed silence_ceiling_seconds")
+        return self
+
+    def policy(self, model: str) -> ArrivalPolicy:
+        """Resolve the arrival policy of one model (once per model, not per event)."""
+        # silence_seconds is per model only: a fixed window suits some models, never all.
+        fields: dict[str, Any] = {
+            name: getattr(self, name, None) for name in ArrivalPolicy.model_fields
+        }
+        for override in self.overrides:
+            if override.matches(model):
+                fields.update(
+                    {k: v for k, v in override.model_dump(exclude_none=True).items() if k in fields}
+                )
+        return ArrivalPolicy(**fields)
+
+
 class Settings(_Frozen):
     """Everything streamproc is configured with."""
 
@@ -325,6 +460,7 @@ class Settings(_Frozen):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     limits: Limits = Field(default_factory=Limits)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    arrival: ArrivalSettings = Field(default_factory=ArrivalSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

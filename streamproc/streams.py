@@ -10,9 +10,12 @@ original would have.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from river import drift
 
 from streamproc import detectors, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
@@ -26,13 +29,32 @@ RECENT_SPAN = 50
 _RECENT_ALPHA = 2.0 / (RECENT_SPAN + 1)
 _RAW_KINDS = frozenset({StreamKind.MISSING_RATE, StreamKind.CORRECTNESS})
 """0/1 rates: their natural scale is already [0, 1], so they are never standardized."""
+CLIP = 4.0
+"""Standardized values are clipped to +/- this many warm-up standard deviations: one outlier
+of a heavy-tailed stream then moves a CUSUM-type detector by at most 4 sigma."""
 _STANDARDIZED, _RAW, _FLIPPED = 0, 1, 2
 """What a detector reads: (x - warm-up mean) / warm-up std, x, or 1 - x."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
+NO_ALERTS: tuple[Alert, ...] = ()
+"""What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
+nothing."""
 
 
 def default_factory(spec: DetectorSpec, standardized: bool) -> Any:
-    return detectors.build(detectors.effective_spec(spec, standardized))
+    return detectors.build(_effective_spec(_spec_key(spec), standardized))
+
+
+def _spec_key(spec: DetectorSpec) -> tuple[Any, ...]:
+    """Hashable identity of a spec; a value's type keeps 1, 1.0 and true apart."""
+    return (spec.type, *((k, type(v), v) for k, v in spec.params.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _effective_spec(key: tuple[Any, ...], standardized: bool) -> DetectorSpec:
+    """:func:`detectors.effective_spec` validates a new spec (a pydantic model) each call; a
+    configuration has a handful of specs, and recovery builds 100,000s of detectors."""
+    spec = DetectorSpec(type=key[0], params={k: v for k, _, v in key[1:]})
+    return detectors.effective_spec(spec, standardized)
 
 
 class Stream:
@@ -40,7 +62,9 @@ class Stream:
 
     __slots__ = (
         "_detectors",
+        "_feeds",
         "_inputs",
+        "_raw_feeds",
         "_specs",
         "_standardized",
         "cooldown",
@@ -52,6 +76,7 @@ class Stream:
         "ref_mean",
         "ref_n",
         "scale",
+        "updates_per_value",
         "warm_m2",
         "warm_mean",
         "warm_n",
@@ -67,6 +92,8 @@ class Stream:
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
         ]
+        self._plan()
+        self.updates_per_value = len(self._detectors)
         self.cooldown = policy.cooldown_events
         self.warmup = policy.warmup
         self.n = 0
@@ -80,11 +107,16 @@ class Stream:
         self.ref_mean = 0.0
         self.recent: float | None = None
 
-    def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> list[Alert]:
-        """Feed one value; return the alerts it triggers (usually none)."""
+    def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
+        """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
+
+        This runs once per stream per event: locals instead of repeated attribute reads, and
+        no allocation unless a detector fires.
+        """
         self.n += 1
-        self.ref_n += 1
-        self.ref_mean += (x - self.ref_mean) / self.ref_n
+        ref_n = self.ref_n = self.ref_n + 1
+        ref_mean = self.ref_mean
+        self.ref_mean = ref_mean + (x - ref_mean) / ref_n
         recent = self.recent
         self.recent = x if recent is None else recent + _RECENT_ALPHA * (x - recent)
         scale = self.scale
@@ -92,16 +124,40 @@ class Stream:
             self._warm(x)
             if self._standardized:
                 return self._update_raw_only(x, event_id, ts, now_ms)
-        xs = (x - self.offset) / scale if self._standardized and scale is not None else x
-        values = (xs, x, 1.0 - x)
-        fired: list[int] = []
-        for i, det in enumerate(self._detectors):
-            det.update(values[self._inputs[i]])
-            if det.drift_detected:
-                fired.append(i)
-        if not fired:
-            return []
+            xs = x
+        else:
+            xs = (x - self.offset) / scale if self._standardized else x
+            if xs > CLIP:
+                xs = CLIP
+            elif xs < -CLIP:
+                xs = -CLIP
+        fired: list[int] | None = None
+        for i, det, mode, adwin in self._feeds:
+            value = xs if mode == _STANDARDIZED else x if mode == _RAW else 1.0 - x
+            if adwin:  # River's ADWIN.update, inlined: see _is_adwin
+                if det._drift_detected:
+                    det._reset()
+                drift = det._drift_detected = det._helper.update(value)
+            else:
+                det.update(value)
+                drift = det.drift_detected
+            if drift:
+                if fired is None:
+                    fired = [i]
+                else:
+                    fired.append(i)
+        if fired is None:
+            return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
+
+    def _plan(self) -> None:
+        """(index, detector, input) per detector, and the subset that runs during warm-up;
+        rebuilt whenever a detector object is replaced."""
+        self._feeds: tuple[tuple[int, Any, int, bool], ...] = tuple(
+            (i, det, mode, _is_adwin(det))
+            for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
+        )
+        self._raw_feeds = tuple(f for f in self._feeds if f[2] != _STANDARDIZED)
 
     def _input_of(self, spec: DetectorSpec) -> int:
         """What a detector reads. Binary detectors read the raw 0/1 value, flipped when they
@@ -122,10 +178,6 @@ class Stream:
                 return (self.recent or 0.0, int(width))
         return (self.recent or 0.0, self.n)
 
-    @property
-    def updates_per_value(self) -> int:
-        return len(self._detectors)
-
     def _warm(self, x: float) -> None:
         self.warm_n += 1
         delta = x - self.warm_mean
@@ -136,20 +188,24 @@ class Stream:
             self.offset = self.warm_mean
             self.scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
 
-    def _update_raw_only(self, x: float, event_id: str | None, ts: int, now_ms: int) -> list[Alert]:
+    def _update_raw_only(
+        self, x: float, event_id: str | None, ts: int, now_ms: int
+    ) -> Sequence[Alert]:
         """While the scale is being estimated, only detectors that read raw 0/1 values run."""
+        if not self._raw_feeds:
+            return NO_ALERTS
         fired = []
-        for i, det in enumerate(self._detectors):
-            mode = self._inputs[i]
-            if mode != _STANDARDIZED:
-                det.update(x if mode == _RAW else 1.0 - x)
-                if det.drift_detected:
-                    fired.append(i)
-        return self._alerts(fired, event_id, ts, now_ms) if fired else []
+        for i, det, mode, _ in self._raw_feeds:
+            det.update(x if mode == _RAW else 1.0 - x)
+            if det.drift_detected:
+                fired.append(i)
+        return self._alerts(fired, event_id, ts, now_ms) if fired else NO_ALERTS
 
-    def _alerts(self, fired: list[int], event_id: str | None, ts: int, now_ms: int) -> list[Alert]:
+    def _alerts(
+        self, fired: list[int], event_id: str | None, ts: int, now_ms: int
+    ) -> Sequence[Alert]:
         if self.n < self.quiet_until:
-            return []
+            return NO_ALERTS
         if self.cooldown:
             # One alert per change: the first detector to fire speaks for the stream.
             fired = fired[:1]
@@ -243,6 +299,21 @@ class Stream:
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det
+        self._plan()
+
+
+_RIVER_ADWIN_UPDATE = drift.ADWIN.update
+
+
+def _is_adwin(det: Any) -> bool:
+    """Whether :meth:`Stream.update` may run River's ``ADWIN.update`` inline.
+
+    ADWIN is on every stream by default, and its Python wrapper (``if drift_detected:
+    _reset()``, then the Rust update, then the ``drift_detected`` property) costs twice the
+    Rust update itself. The inlined copy is exact for River 0.26 (tests/unit/test_streams.py
+    pins it); any other class, or an ADWIN whose ``update`` differs, takes the public path.
+    """
+    return type(det) is drift.ADWIN and type(det).update is _RIVER_ADWIN_UPDATE
 
 
 def _same_config(a: Any, b: Any) -> bool:

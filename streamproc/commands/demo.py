@@ -27,7 +27,8 @@ def add_command(subparsers: Any) -> None:
         "demo",
         help="produce demo events with scheduled, announced drifts",
         description="Produce feature and outcome events for a few models, with drifts at "
-        "announced times (a mean shift, a missing-rate jump, an error-rate jump).",
+        "announced times (a mean shift, a missing-rate jump, an error-rate jump) and arrival "
+        "changes (a model that falls silent for a while, one whose rate halves).",
     )
     parser.add_argument("--config", type=Path, help="YAML configuration file")
     parser.add_argument(

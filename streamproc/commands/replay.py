@@ -64,7 +64,13 @@ def _lines(handle: IO[bytes], bar: tqdm[Any]) -> Iterator[bytes]:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    engine = Engine(settings.engine, settings.limits)
+    # No processing time in a file: arrival monitoring runs on event time (docs/arrival.md).
+    engine = Engine(
+        settings.engine, settings.limits, arrival=settings.arrival, arrival_clock="event"
+    )
+    tick_ms = (
+        max(1, round(settings.arrival.tick_seconds * 1000)) if settings.arrival.enabled else None
+    )
     reported = 0
 
     def on_rejection(line: int, rejection: Rejection) -> None:
@@ -98,6 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             clock=lambda: time.time_ns() // 1_000_000,
             on_alert=on_alert,
             on_rejection=on_rejection,
+            tick_ms=tick_ms,
         )
         out.flush()
     if reported > args.max_reports:

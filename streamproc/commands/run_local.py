@@ -22,6 +22,12 @@ from typing import IO, Any
 from streamproc.localkafka import LocalKafka, free_ports, parent_death_signal, port_open
 
 STOP_SECONDS = 15.0
+DEMO_ARRIVAL = {
+    "STREAMPROC_ARRIVAL_SILENCE_FLOOR_SECONDS": "10",
+    "STREAMPROC_ARRIVAL_RATE_BUCKET_SECONDS": "5",
+}
+"""The demo lasts minutes, not days: short silence windows and rate buckets, so that its
+silent and slowed-down models alert while one watches (docs/arrival.md)."""
 
 
 def add_command(subparsers: Any) -> None:
@@ -53,6 +59,7 @@ def _child_env(bootstrap: str, workdir: Path) -> dict[str, str]:
         "STREAMPROC_WORKER_DATA_DIR": str(workdir / "worker"),
         "STREAMPROC_METRICS_PORT": str(free_ports(1)[0]),
         "PYTHONUNBUFFERED": "1",
+        **DEMO_ARRIVAL,
     }
     return env
 

@@ -15,6 +15,7 @@ from streamproc.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.conftest import create_topic
 from tests.integration.workers import (
+    DRIFT_ONLY,
     Cluster,
     demo_events,
     header,
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.timeout(240)
 async def test_drift_alerts_on_the_topic_equal_replay(
     kafka: LocalKafka, cluster: Cluster, tmp_path: Path
 ) -> None:
-    settings = cluster.settings()
+    settings = cluster.settings(**DRIFT_ONLY)
     topics = settings.topics
     await ensure_topics(settings)
     events = demo_events()
@@ -40,14 +41,14 @@ async def test_drift_alerts_on_the_topic_equal_replay(
     outcomes = [body for kind, body in events if kind is EventKind.OUTCOME]
     await produce(kafka, topics.features, keyed_json(features))
     await produce(kafka, topics.outcomes, keyed_json(outcomes))
-    expected = replay_ids(events, tmp_path)
+    expected = replay_ids(events, tmp_path, **DRIFT_ONLY)
     kinds = {
         orjson.loads(line)["stream"]["kind"]
         for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     }
     assert {"value", "missing_rate", "error"} <= kinds, "all three injected drifts detected"
 
-    worker = cluster.start_worker()
+    worker = cluster.start_worker(**DRIFT_ONLY)
     await wait_until_consumed(
         kafka, settings.kafka.group_id, [topics.features, topics.outcomes], worker
     )

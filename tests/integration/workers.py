@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -32,6 +33,11 @@ from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.settings import Settings, load_settings
 
 STOP_SECONDS = 30.0
+Events = list[tuple[EventKind, dict[str, object]]]
+DRIFT_ONLY = {"STREAMPROC_ARRIVAL_ENABLED": "false"}
+"""For tests that compare the worker's alerts with ``replay``'s: arrival alerts are driven
+by the worker's wall clock (silence) and processing time (freshness), which a replay of the
+same events cannot reproduce, so those tests watch drift alone (docs/arrival.md)."""
 
 
 @dataclass
@@ -220,14 +226,32 @@ def demo_events(seconds: float = 60.0) -> list[tuple[EventKind, dict[str, object
     return [(e.kind, e.body) for e in itertools.takewhile(lambda e: e.at_seconds < seconds, events)]
 
 
-def replay_ids(events: list[tuple[EventKind, dict[str, object]]], tmp: Path) -> list[str]:
-    """Alert ids from the ``streamproc replay`` command on the same events."""
+def spread_events(models: int = 40, per_model: int = 600, seed: int = 5) -> Events:
+    """Feature events of many models, so that every partition has some, each model's one
+    feature shifting by 3 sigma half-way: one value alert per model."""
+    rng = random.Random(seed)
+    events: Events = []
+    for i in range(per_model):
+        shift = 3.0 if i >= per_model // 2 else 0.0
+        for m in range(models):
+            body = {"model": f"model-{m}", "id": f"{m}-{i}", "features": {"x": rng.gauss(shift, 1)}}
+            events.append((EventKind.FEATURE, body))
+    return events
+
+
+def replay_ids(
+    events: list[tuple[EventKind, dict[str, object]]], tmp: Path, **overrides: str
+) -> list[str]:
+    """Alert ids from the ``streamproc replay`` command on the same events, with ``overrides``
+    as ``STREAMPROC_*`` variables."""
     source, out = tmp / "events.jsonl", tmp / "alerts.jsonl"
     source.write_bytes(b"".join(orjson.dumps(body) + b"\n" for _, body in events))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")} | overrides
     subprocess.run(
         [sys.executable, "-m", "streamproc", "replay", str(source), "--out", str(out)],
         check=True,
         capture_output=True,
+        env=env,
     )
     return [orjson.loads(line)["alert_id"] for line in out.read_bytes().splitlines()]
 

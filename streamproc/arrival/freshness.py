@@ -1,0 +1,122 @@
+"""Freshness: events of a model start arriving much later after their event time than usual.
+
+The lag (processing time minus ``ts``, only for events whose producer sent a ``ts``) is
+followed on a log scale, ``log(1 + seconds)``, by two exponentially weighted means: a
+recent one (a few dozen events) and a baseline (about a thousand). An alert fires when
+the recent lag is ``factor`` times the usual one (in ``1 + seconds``) and at least
+``min_lag``, so a lag going from 10 ms to 200 ms, or one straggler, says nothing. It
+clears, ready for the next incident, once the recent lag is back within half of that (on
+the log scale); the baseline keeps learning, so a lateness that persists becomes the new
+usual instead of a reason to alert again.
+
+After a restart the backlog is processed late by definition: events whose ``ts`` is
+before the moment this process began watching the model are not measured until the
+first one after it (the model is then caught up).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamproc.errors import StateError
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessParams:
+    """The freshness detector's configuration (from the ``arrival`` settings)."""
+
+    factor: float
+    min_lag_ms: int
+    recent_events: int
+    baseline_events: int
+    warmup: int
+    recent_alpha: float = field(init=False)
+    baseline_alpha: float = field(init=False)
+    limit: float = field(init=False)
+    """log(factor): how far above the usual lag the recent one must be, on the log scale."""
+    floor: float = field(init=False)
+    """log(1 + min lag in seconds): the recent lag must reach it too."""
+
+    def __post_init__(self) -> None:
+        """Derived once, since the detector runs per event."""
+        derived = {
+            "recent_alpha": 2.0 / (self.recent_events + 1),
+            "baseline_alpha": 2.0 / (self.baseline_events + 1),
+            "limit": math.log(self.factor),
+            "floor": math.log1p(self.min_lag_ms / 1000.0),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "factor": self.factor,
+            "min_lag_seconds": self.min_lag_ms / 1000,
+            "recent_events": self.recent_events,
+            "baseline_events": self.baseline_events,
+            "warmup": self.warmup,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessChange:
+    usual_seconds: float
+    recent_seconds: float
+
+
+class Freshness:
+    """Lag statistics of one model. Not persisted: ``live``."""
+
+    __slots__ = ("baseline", "late", "live", "n", "recent")
+
+    def __init__(self) -> None:
+        self.n = 0
+        """Lags measured."""
+        self.baseline = 0.0
+        """Weighted mean of log(1 + lag seconds) over the long span."""
+        self.recent = 0.0
+        """...over the short span."""
+        self.late = False
+        """An alert is out and the lag has not come back down."""
+        self.live = False
+        """The model is caught up since this process began watching it (not persisted)."""
+
+    def observe(self, ts: int, now: int, anchor: int, p: FreshnessParams) -> FreshnessChange | None:
+        """Measure one event's lag; a change when the model just became late."""
+        if not self.live:
+            if ts < anchor:
+                return None  # backlog from before this process watched the model
+            self.live = True
+        lag = now - ts
+        y = math.log1p(lag / 1000.0) if lag > 0 else 0.0
+        if not self.n:
+            self.baseline = self.recent = y
+        recent = self.recent = self.recent + p.recent_alpha * (y - self.recent)
+        usual = self.baseline
+        self.baseline = usual + p.baseline_alpha * (y - usual)
+        self.n += 1
+        excess = recent - usual
+        if self.late:
+            if excess < p.limit / 2 or recent < p.floor / 2:
+                self.late = False
+            return None
+        if excess < p.limit or recent < p.floor or self.n < p.warmup:
+            return None
+        self.late = True
+        return FreshnessChange(math.expm1(usual), math.expm1(recent))
+
+    def to_state(self) -> list[Any]:
+        return [self.n, self.baseline, self.recent, self.late]
+
+    @classmethod
+    def from_state(cls, values: Any) -> Freshness:
+        freshness = cls()
+        try:
+            n, baseline, recent, late = values
+            freshness.n, freshness.late = int(n), bool(late)
+            freshness.baseline, freshness.recent = float(baseline), float(recent)
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"freshness state is malformed: {exc}") from exc
+        return freshness

@@ -1,0 +1,252 @@
+"""The arrival monitor: silence, rate and freshness of every model, pure and clock-driven.
+
+The engine owns one and keeps each model's :class:`ModelArrival` next to the model's
+drift streams, so arrival state rides in the engine's snapshots and checkpoints. Feature
+events feed it (:meth:`ArrivalMonitor.observe`); outcomes do not, since labels arrive on
+their own schedule, often hours later. Silence needs time to pass without events, so the
+caller also calls :meth:`ArrivalMonitor.tick` now and then.
+
+Which clock: the worker passes processing time (its wall clock). ``replay`` has none and
+runs the monitor on event time (``clock="event"``): events without a ``ts`` are not
+watched there, freshness and the future check are off (the lag would be zero), and
+silence is noticed when event time, advanced by any model's events, passes the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from streamproc.alerts import Alert
+from streamproc.arrival import alerting
+from streamproc.arrival.freshness import Freshness, FreshnessChange, FreshnessParams
+from streamproc.arrival.rate import Rate, RateChange, RateParams
+from streamproc.arrival.silence import Silence, SilenceParams
+from streamproc.errors import StateError
+from streamproc.events import Event, FeatureEvent, Reason, Rejection
+from streamproc.settings import ArrivalSettings
+
+ArrivalClock = Literal["processing", "event"]
+STATE_VERSION = 1
+STALL_TICKS = 5
+"""A tick this many intervals (and at least 5 s) late means this process itself was stalled:
+like after a restart, silence is then measured from that tick, not from before the stall."""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """One model's resolved arrival settings (resolved when its state is made or restored)."""
+
+    silence: SilenceParams
+    silence_on: bool
+    silence_described: dict[str, Any]
+    rate: bool
+    freshness: bool
+
+
+class ModelArrival:
+    """Arrival state of one model."""
+
+    __slots__ = ("events", "freshness", "policy", "rate", "silence")
+
+    def __init__(self, policy: _Policy) -> None:
+        self.policy = policy
+        self.events = 0
+        """Feature events watched: the position of silence, recovered and freshness alerts."""
+        self.silence = Silence()
+        self.rate = Rate()
+        self.freshness = Freshness()
+
+    def to_state(self) -> list[Any]:
+        return [
+            STATE_VERSION,
+            self.events,
+            self.silence.to_state(),
+            self.rate.to_state(),
+            self.freshness.to_state(),
+        ]
+
+
+class ArrivalMonitor:
+    """Builds, feeds and ticks :class:`ModelArrival` states; holds configuration and the time
+    of its last tick, never a model's state."""
+
+    def __init__(self, settings: ArrivalSettings, clock: ArrivalClock = "processing") -> None:
+        self._settings = settings
+        self._event_time = clock == "event"
+        self._max_future_ms = round(settings.max_future_seconds * 1000)
+        self._stall_ms = max(5000, STALL_TICKS * _ms(settings.tick_seconds))
+        self._last_tick: int | None = None
+        s = settings
+        self._rate = RateParams(
+            bucket_ms=_ms(s.rate_bucket_seconds),
+            baseline_buckets=s.rate_baseline_buckets,
+            slack=s.rate_slack,
+            threshold=s.rate_threshold,
+            min_count=s.rate_min_count,
+            warmup=s.rate_warmup_buckets,
+            cooldown=s.rate_cooldown_buckets,
+        )
+        self._freshness = FreshnessParams(
+            factor=s.freshness_factor,
+            min_lag_ms=round(s.freshness_min_lag_seconds * 1000),
+            recent_events=s.freshness_recent_events,
+            baseline_events=s.freshness_baseline_events,
+            warmup=s.freshness_warmup_events,
+        )
+        self._freshness_described = self._freshness.describe()
+
+    @property
+    def rate_params(self) -> RateParams:
+        return self._rate
+
+    def silence_params(self, model: str) -> SilenceParams:
+        """The silence settings ``model`` gets (for measurements and tests)."""
+        return self._policy(model).silence
+
+    def check(self, event: Event, now_ms: int) -> Rejection | None:
+        """Refuse an event whose ``ts`` lies too far ahead of processing time.
+
+        Here, not in decoding: the reference must be this process's clock. The Kafka record
+        time ``decode`` has is usually set by the producer, whose clock may be the wrong one.
+        """
+        if self._event_time or not event.ts_given:
+            return None
+        ahead = event.ts - now_ms
+        if ahead <= self._max_future_ms:
+            return None
+        limit = self._settings.max_future_seconds
+        return Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"ts: {ahead / 1000:.0f} s ahead of processing time; the limit is "
+            f"arrival.max_future_seconds={limit:g}",
+            model=event.model,
+        )
+
+    def new(self, model: str) -> ModelArrival:
+        return ModelArrival(self._policy(model))
+
+    def observe(self, model: ModelArrival, event: FeatureEvent, now_ms: int) -> list[Alert]:
+        """Feed one accepted feature event; returns the alerts it completes (usually none)."""
+        if self._event_time:
+            if not event.ts_given:
+                return []
+            now_ms = event.ts
+        model.events += 1
+        policy, ts, silence = model.policy, event.ts, model.silence
+        quiet = silence.observe(ts, event.id, now_ms, policy.silence)
+        change = model.rate.add(ts, self._rate) if policy.rate else None
+        late = None
+        if policy.freshness and event.ts_given and not self._event_time:
+            anchor = now_ms if silence.anchor is None else silence.anchor
+            late = model.freshness.observe(ts, now_ms, anchor, self._freshness)
+        if quiet is None and change is None and late is None:
+            return []
+        return self._alerts(model, event, now_ms, quiet=quiet, change=change, late=late)
+
+    def _alerts(
+        self,
+        model: ModelArrival,
+        event: FeatureEvent,
+        now_ms: int,
+        *,
+        quiet: int | None,
+        change: RateChange | None,
+        late: FreshnessChange | None,
+    ) -> list[Alert]:
+        name, ident, events = event.model, (event.id, event.ts), model.events
+        alerts = []
+        if quiet is not None:
+            silence, params = model.silence, model.policy.silence
+            alerts.append(
+                alerting.silence(
+                    name,
+                    model.policy.silence_described,
+                    recovered=True,
+                    events=events,
+                    event=ident,
+                    usual_ms=silence.longest_ms(params),
+                    quiet_ms=quiet,
+                    window_ms=silence.window_ms(params),
+                    now=now_ms,
+                )
+            )
+        if change is not None:
+            alerts.append(
+                alerting.rate(name, change, self._rate, events=events, event=ident, now=now_ms)
+            )
+        if late is not None:
+            described = self._freshness_described
+            alerts.append(
+                alerting.freshness(name, late, described, events=events, event=ident, now=now_ms)
+            )
+        return alerts
+
+    def tick(self, models: Iterable[tuple[str, ModelArrival]], now_ms: int) -> list[Alert]:
+        """At clock time ``now_ms``: a silence alert for every model that just fell silent."""
+        if self._stalled(now_ms):
+            for _, model in models:
+                model.silence.anchor = now_ms
+            return []
+        alerts = []
+        for name, model in models:
+            policy = model.policy
+            if not policy.silence_on:
+                continue
+            silence = model.silence
+            quiet = silence.check(now_ms, policy.silence)
+            if quiet is not None:
+                alerts.append(
+                    alerting.silence(
+                        name,
+                        policy.silence_described,
+                        recovered=False,
+                        events=model.events,
+                        event=(silence.last_id, silence.last_ts or 0),
+                        usual_ms=silence.longest_ms(policy.silence),
+                        quiet_ms=quiet,
+                        window_ms=silence.window_ms(policy.silence),
+                        now=now_ms,
+                    )
+                )
+        return alerts
+
+    def _stalled(self, now_ms: int) -> bool:
+        """Whether ticks stopped for a while (event loop blocked): the time in between is not
+        a time in which this process watched, so it must not count as any model's silence.
+        On event time (replay) gaps between ticks are the data's, never a stall."""
+        last, self._last_tick = self._last_tick, now_ms
+        return not self._event_time and last is not None and now_ms - last > self._stall_ms
+
+    def restore(self, name: str, values: Any) -> ModelArrival:
+        """Rebuild a model's state from :meth:`ModelArrival.to_state` output, under the
+        current configuration. Not restored: when this process began watching it."""
+        if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
+            raise StateError(f"model {name!r}: arrival state of an unknown format")
+        try:
+            _, events, silence, rate, freshness = values
+            model = self.new(name)
+            model.events = int(events)
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"model {name!r}: arrival state is malformed: {exc}") from exc
+        model.silence = Silence.from_state(silence)
+        model.rate = Rate.from_state(rate)
+        model.freshness = Freshness.from_state(freshness)
+        return model
+
+    def _policy(self, model: str) -> _Policy:
+        s, p = self._settings, self._settings.policy(model)
+        params = SilenceParams(
+            fixed_ms=None if p.silence_seconds is None else _ms(p.silence_seconds),
+            floor_ms=_ms(p.silence_floor_seconds),
+            ceiling_ms=_ms(p.silence_ceiling_seconds),
+            factor=p.silence_factor,
+            memory_ms=_ms(s.silence_memory_seconds),
+            min_gaps=s.silence_min_gaps,
+        )
+        return _Policy(params, p.silence, params.describe(), p.rate, p.freshness)
