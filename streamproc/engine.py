@@ -92,8 +92,9 @@ class Engine:
             self._arrival = ArrivalMonitor(arrival, arrival_clock)
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
 
-    def process(self, event: Event, now_ms: int) -> Processed:
-        """Feed one event; ``now_ms`` is the processing time stamped on alerts."""
+    def process(self, event: Event, now_ms: int, arrived_ms: int | None = None) -> Processed:
+        """Feed one event; ``now_ms`` is the processing time stamped on alerts, ``arrived_ms``
+        when the event reached Kafka (for freshness; default ``now_ms``)."""
         arrival = self._arrival
         if arrival is not None:
             rejection = arrival.check(event, now_ms)
@@ -105,22 +106,23 @@ class Engine:
         if isinstance(event, FeatureEvent):
             result = self._features(model, event, now_ms)
             if arrival is not None and result.rejection is None:
-                return self._arrived(arrival, model, event, now_ms, result)
+                return self._arrived(arrival, model, event, now_ms, arrived_ms, result)
             return result
         return self._outcome(model, event, now_ms)
 
-    def _arrived(
+    def _arrived(  # noqa: PLR0917  (the hot path: no keyword packing per event)
         self,
         arrival: ArrivalMonitor,
         model: _Model,
         event: FeatureEvent,
         now_ms: int,
+        arrived_ms: int | None,
         result: Processed,
     ) -> Processed:
         state = model.arrival
         if state is None:
             state = model.arrival = arrival.new(event.model)
-        alerts = arrival.observe(state, event, now_ms)
+        alerts = arrival.observe(state, event, now_ms, arrived_ms)
         if not alerts:
             return result
         return Processed(result.alerts + alerts, None, result.updates)

@@ -197,7 +197,7 @@ class Pipeline:
             captured = self._skip_model.get(model)
             if captured is not None and record.offset < captured[index]:
                 return
-        result = self.engine.process(event, now_ms)
+        result = self.engine.process(event, now_ms, record.timestamp_ms)
         if result.rejection is not None:
             out.dead_letters.append(DeadLetter(record, result.rejection))
             return

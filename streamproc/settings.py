@@ -61,7 +61,7 @@ class StreamKind(StrEnum):
     RATE = "rate"
     """A model's feature events per event-time bucket."""
     FRESHNESS = "freshness"
-    """Processing time minus event time of a model's feature events that carry a ``ts``."""
+    """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
 
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]

@@ -9,9 +9,10 @@ clears, ready for the next incident, once the recent lag is back within half of 
 the log scale); the baseline keeps learning, so a lateness that persists becomes the new
 usual instead of a reason to alert again.
 
-After a restart the backlog is processed late by definition: events whose ``ts`` is
-before the moment this process began watching the model are not measured until the
-first one after it (the model is then caught up).
+The lag is measured when the event *reached Kafka* (the record's timestamp, set by the
+producer or the broker), not when the worker processed it: that is the upstream's
+lateness, which a stuck batch job changes, and which a worker's own restart or backlog
+does not.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ class FreshnessChange:
 
 
 class Freshness:
-    """Lag statistics of one model. Not persisted: ``live``."""
+    """Lag statistics of one model."""
 
-    __slots__ = ("baseline", "late", "live", "n", "recent")
+    __slots__ = ("baseline", "late", "n", "recent")
 
     def __init__(self) -> None:
         self.n = 0
@@ -80,16 +81,11 @@ class Freshness:
         """...over the short span."""
         self.late = False
         """An alert is out and the lag has not come back down."""
-        self.live = False
-        """The model is caught up since this process began watching it (not persisted)."""
 
-    def observe(self, ts: int, now: int, anchor: int, p: FreshnessParams) -> FreshnessChange | None:
-        """Measure one event's lag; a change when the model just became late."""
-        if not self.live:
-            if ts < anchor:
-                return None  # backlog from before this process watched the model
-            self.live = True
-        lag = now - ts
+    def observe(self, ts: int, arrived: int, p: FreshnessParams) -> FreshnessChange | None:
+        """Measure one event's lag (``arrived`` - ``ts``); a change when the model just
+        became late."""
+        lag = arrived - ts
         y = math.log1p(lag / 1000.0) if lag > 0 else 0.0
         if not self.n:
             self.baseline = self.recent = y

@@ -131,8 +131,13 @@ class ArrivalMonitor:
     def new(self, model: str) -> ModelArrival:
         return ModelArrival(self._policy(model))
 
-    def observe(self, model: ModelArrival, event: FeatureEvent, now_ms: int) -> list[Alert]:
-        """Feed one accepted feature event; returns the alerts it completes (usually none)."""
+    def observe(
+        self, model: ModelArrival, event: FeatureEvent, now_ms: int, arrived_ms: int | None = None
+    ) -> list[Alert]:
+        """Feed one accepted feature event; returns the alerts it completes (usually none).
+
+        ``arrived_ms`` is when the event reached Kafka (its record timestamp), for freshness;
+        without it, the processing time stands in."""
         if self._event_time:
             if not event.ts_given:
                 return []
@@ -143,8 +148,8 @@ class ArrivalMonitor:
         change = model.rate.add(ts, self._rate) if policy.rate else None
         late = None
         if policy.freshness and event.ts_given and not self._event_time:
-            anchor = now_ms if silence.anchor is None else silence.anchor
-            late = model.freshness.observe(ts, now_ms, anchor, self._freshness)
+            arrived = now_ms if arrived_ms is None else arrived_ms
+            late = model.freshness.observe(ts, arrived, self._freshness)
         if quiet is None and change is None and late is None:
             return []
         return self._alerts(model, event, now_ms, quiet=quiet, change=change, late=late)

@@ -137,3 +137,97 @@ async def test_a_model_that_stops_gets_one_silence_alert_and_one_recovered(
         assert recovered["alert_id"] != silence["alert_id"]
         assert await next_arrival_alert(alerts, worker, WINDOW_S + MARGIN_S) is None
     assert worker.proc.poll() is None
+
+
+async def arrival_kinds(consumer: AIOKafkaConsumer, worker: WorkerProcess, seconds: float) -> list:
+    """Every arrival, rate or freshness alert seen within ``seconds`` (drift alerts skipped)."""
+    found = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert worker.proc.poll() is None, worker.output()[-3000:]
+        batches = await consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            for record in records:
+                alert = orjson.loads(record.value)
+                if alert["stream"]["kind"] in ("arrival", "rate", "freshness"):
+                    found.append(alert)
+    return found
+
+
+@pytest.mark.timeout(420)
+async def test_a_restart_after_two_minutes_down_gives_no_silence_alerts(
+    kafka: LocalKafka, cluster: Cluster
+) -> None:
+    settings = cluster.settings(**FAST_SILENCE)
+    await ensure_topics(settings)
+    worker = cluster.start_worker(**FAST_SILENCE)
+    async with sending(kafka, settings) as sender, alerts_of(kafka, settings) as alerts:
+        sender.sending |= {"alpha", "beta", "gamma"}
+        await wait_for_processed(worker, 3 * PER_SECOND)
+        assert worker.stop() == 0
+        await asyncio.sleep(120)  # the downtime itself, while every model keeps sending
+        worker = cluster.start_worker(**FAST_SILENCE)
+        await wait_for_processed(worker, 3 * 120 * PER_SECOND // 2)  # the backlog, at least
+        found = await arrival_kinds(alerts, worker, 4 * WINDOW_S)
+    assert found == [], "models that kept sending are not silent after a restart"
+
+
+async def test_events_arriving_ten_minutes_late_give_one_freshness_alert(
+    kafka: LocalKafka, cluster: Cluster
+) -> None:
+    settings = cluster.settings()
+    await ensure_topics(settings)
+    worker = cluster.start_worker()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    try:
+        for i in range(300):  # a history of 1 s lag...
+            ts = time.time_ns() // 1_000_000 - 1_000
+            body = {"model": "batchjob", "id": f"on-time-{i}", "ts": ts, "features": {"x": i % 5}}
+            await producer.send_and_wait(settings.topics.features, orjson.dumps(body), b"batchjob")
+            await asyncio.sleep(0.01)
+        await wait_for_processed(worker, 300)
+        for i in range(50):  # ...then the upstream job gets stuck: 10 minutes late
+            ts = time.time_ns() // 1_000_000 - 600_000
+            body = {"model": "batchjob", "id": f"late-{i}", "ts": ts, "features": {"x": i % 5}}
+            await producer.send_and_wait(settings.topics.features, orjson.dumps(body), b"batchjob")
+    finally:
+        await producer.stop()
+    await wait_for_processed(worker, 350)
+    async with alerts_of(kafka, settings) as alerts:
+        found = await arrival_kinds(alerts, worker, 10.0)
+    freshness = [a for a in found if a["stream"]["kind"] == "freshness"]
+    assert len(freshness) == 1, found
+    assert freshness[0]["change"]["direction"] == "up"
+    assert str(freshness[0]["event_id"]).startswith("late-")
+
+
+async def test_a_halving_rate_gives_one_rate_alert(kafka: LocalKafka, cluster: Cluster) -> None:
+    """Rate buckets are in event time, so hours of traffic are produced in seconds."""
+    quiet = {"STREAMPROC_ARRIVAL_SILENCE": "false", "STREAMPROC_ARRIVAL_FRESHNESS": "false"}
+    settings = cluster.settings(**quiet)
+    await ensure_topics(settings)
+    start = time.time_ns() // 1_000_000 - 3 * 3_600_000
+    events = []
+    minute = 60_000
+    for bucket in range(150):
+        per_minute = 200 if bucket < 120 else 100
+        for j in range(per_minute):
+            ts = start + bucket * minute + j * minute // per_minute
+            events.append({"model": "shop", "id": f"{bucket}-{j}", "ts": ts, "features": {"x": j}})
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=20)
+    await producer.start()
+    try:
+        for body in events:
+            await producer.send(settings.topics.features, orjson.dumps(body), key=b"shop")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    worker = cluster.start_worker(**quiet)
+    await wait_for_processed(worker, len(events))
+    async with alerts_of(kafka, settings) as alerts:
+        found = await arrival_kinds(alerts, worker, 5.0)
+    assert [a["stream"]["kind"] for a in found] == ["rate"], found
+    assert found[0]["change"]["direction"] == "down"
+    bucket = int(str(found[0]["event_id"]).split("-")[0])
+    assert 120 <= bucket <= 125, "within a few buckets of the halving"
