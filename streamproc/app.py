@@ -174,15 +174,19 @@ class StreamprocApp:
             if self._stopped:
                 return Output()
             out = self.pipeline.handle(records, self.clock())
-            for alert in out.alerts:
-                await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
-            for dead in out.dead_letters:
-                await self.dead_letter_topic.send(
-                    key=dead.record.key, value=dead.value, headers=dead.headers()
-                )
+            await self._send(out)
             self._since_checkpoint += out.messages
         self.hooks.on_output(records[0].topic, out, time.perf_counter() - started)
         return out
+
+    async def _send(self, out: Output) -> None:
+        """Hand alerts (keyed by model) and dead letters (reason in headers) to the producer."""
+        for alert in out.alerts:
+            await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+        for dead in out.dead_letters:
+            await self.dead_letter_topic.send(
+                key=dead.record.key, value=dead.value, headers=dead.headers()
+            )
 
     async def _periodic_tick(self) -> None:
         try:
@@ -198,8 +202,7 @@ class StreamprocApp:
             if self._stopped:
                 return Output()
             out = self.pipeline.tick(self.clock())
-            for alert in out.alerts:
-                await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+            await self._send(out)
         if out.alerts:
             self.hooks.on_output("", out, time.perf_counter() - started)
         return out
