@@ -151,8 +151,8 @@ class Stream:
         return self._alerts(fired, event_id, ts, now_ms)
 
     def _plan(self) -> None:
-        """(index, detector, input) per detector, and the subset that runs during warm-up;
-        rebuilt whenever a detector object is replaced."""
+        """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
+        during warm-up; rebuilt whenever a detector object is replaced."""
         self._feeds: tuple[tuple[int, Any, int, bool], ...] = tuple(
             (i, det, mode, _is_adwin(det))
             for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
