@@ -6,13 +6,17 @@
     ├── ConfigError                 a setting, config key or file is wrong (names it)
     ├── StateError                  a detector snapshot cannot be encoded or restored
     ├── BrokerError                 the local Kafka broker cannot be fetched/started/stopped
-    └── KafkaSetupError             topics or cluster do not match what the worker needs
+    ├── KafkaSetupError             topics or cluster do not match what the worker needs
+    └── KafkaConnectionError        the cluster cannot be reached (names kafka.bootstrap_servers)
+        ├── KafkaAuthError          the cluster refuses our credentials (names kafka.sasl_*)
+        └── KafkaTLSError           TLS fails: CA, client certificate (names kafka.ssl_*)
 
 Bad *input* is not an exception: the decoder and the engine return a
 :class:`streamproc.events.Rejection` value with a reason code, so one bad
 message never stops a stream. Exceptions are for the operator's mistakes and
 the environment's failures; foreign exceptions are translated where they enter
-(``raise ConfigError(...) from exc``).
+(``raise ConfigError(...) from exc``); aiokafka's and :mod:`ssl`'s in
+:mod:`streamproc.kafka_errors`.
 """
 
 from __future__ import annotations
@@ -36,3 +40,15 @@ class BrokerError(StreamprocError):
 
 class KafkaSetupError(StreamprocError):
     """The cluster does not match the worker's contract (e.g. partition counts)."""
+
+
+class KafkaConnectionError(StreamprocError):
+    """Kafka cannot be reached or talked to; the message names the setting to check."""
+
+
+class KafkaAuthError(KafkaConnectionError):
+    """The cluster rejected the SASL credentials or an operation (ACLs); never retried."""
+
+
+class KafkaTLSError(KafkaConnectionError):
+    """The TLS handshake failed: an untrusted broker certificate or a refused client one."""

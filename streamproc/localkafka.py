@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +66,7 @@ _MAVEN_TIMEOUT = 900.0
 _TOOL_TIMEOUT = 120.0
 _PR_SET_PDEATHSIG = 1
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
+_PASSWORD = re.compile(r"(password=)[^,\]\s]*")
 
 LOG4J2_PROPERTIES = """\
 # Console only: the broker's stdout/stderr already go to broker.log.
@@ -174,17 +175,42 @@ def _publish(staging: Path, target: Path, digest: str) -> None:
 # --- configuration and storage ------------------------------------------------------
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
-    """Combined broker+controller with a static voter list, replication factors of 1."""
+@dataclass(frozen=True)
+class Listener:
+    """An extra client listener on 127.0.0.1, e.g. ``SASL_SSL`` for the security tests.
+
+    The PLAINTEXT and CONTROLLER listeners stay: the broker talks to itself and the
+    readiness probe asks over them, so a TLS or SASL mistake cannot hide as a slow start.
+    """
+
+    name: str
+    """Listener name; its settings go in ``listener.name.<name lower-case>.*`` properties."""
+    protocol: str
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    port: int
+
+
+def server_properties(
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    listeners: Sequence[Listener] = (),
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """Combined broker+controller with a static voter list, replication factors of 1;
+    ``listeners`` are added to the plaintext ones and ``extra`` properties win."""
+    bound = "".join(f",{x.name}://127.0.0.1:{x.port}" for x in listeners)
+    protocols = "".join(f",{x.name}:{x.protocol}" for x in listeners)
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+        + bound,
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}{bound}",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" + protocols,
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         # Topics must be created on purpose, so the worker's own creation is exercised.
@@ -195,6 +221,7 @@ def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        **(extra or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -467,6 +494,9 @@ class LocalKafka:
         keep_logs: bool = False,
         detach: bool = False,
         which: Which = shutil.which,
+        listeners: Sequence[Listener] = (),
+        properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.controller_port = port + 1 if controller_port is None else controller_port
@@ -482,6 +512,11 @@ class LocalKafka:
         self._pom = pom
         self._which = which
         self._proc: subprocess.Popen[bytes] | None = None
+        self.listeners = tuple(listeners)
+        """Extra client listeners (TLS, SASL) beside the PLAINTEXT one."""
+        self._properties = dict(properties or {})
+        self._format_args = tuple(format_args)
+        """Extra ``StorageTool format`` arguments, e.g. ``--add-scram`` users."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -526,8 +561,8 @@ class LocalKafka:
         pom = self._pom or default_pom()
         self.version = pom_version(pom)
         jars = ensure_jars(pom, self._cache_root, lambda: find_tool("mvn", MAVEN_HINT, self._which))
-        _require_free(self.port)
-        _require_free(self.controller_port)
+        for port in (self.port, self.controller_port, *(x.port for x in self.listeners)):
+            _require_free(port)
         self._make_work_dir()
         try:
             self._format(java, jars)
@@ -586,7 +621,9 @@ class LocalKafka:
         elif self._work_dir.exists() and any(self._work_dir.iterdir()):
             raise BrokerError(f"{self._work_dir} is not empty; the broker needs a fresh dir")
         self._work_dir.mkdir(parents=True, exist_ok=True)
-        props = server_properties(self.port, self.controller_port, self.data_dir)
+        props = server_properties(
+            self.port, self.controller_port, self.data_dir, self.listeners, self._properties
+        )
         (self._work_dir / "server.properties").write_text(props)
         (self._work_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
 
@@ -602,11 +639,13 @@ class LocalKafka:
             raise BrokerError(f"StorageTool random-uuid printed no cluster id: {cluster_id!r}")
         props = str(self.work_dir / "server.properties")
         fmt = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", props]
+        fmt += self._format_args
         self._tool(self._java(java, jars, *fmt))
 
     def _tool(self, cmd: list[str]) -> str:
         """Run a short-lived Kafka tool; its output goes to the log, stdout is returned."""
-        what = " ".join(cmd[5:])  # after java, heap, log4j, -cp, classpath
+        # After java, heap, log4j, -cp, classpath; SCRAM passwords (--add-scram) masked.
+        what = _PASSWORD.sub(r"\1***", " ".join(cmd[5:]))
         try:
             done = subprocess.run(
                 cmd, check=False, capture_output=True, text=True, timeout=_TOOL_TIMEOUT

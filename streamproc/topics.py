@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streamproc.connection import aiokafka_options
 from streamproc.errors import KafkaSetupError
+from streamproc.kafka_errors import check_connection, translated
 from streamproc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,18 +54,14 @@ def required_topics(settings: Settings) -> list[str]:
 async def admin_client(
     settings: Settings, timeout_ms: int = 30_000
 ) -> AsyncIterator[AIOKafkaAdminClient]:
-    """A started admin client; a cluster that cannot be reached is a clear KafkaSetupError."""
+    """A started admin client, after the connection check (a wrong password or CA fails
+    here, naming its setting); Kafka errors inside the block are translated too."""
+    await check_connection(settings.kafka)
     admin = AIOKafkaAdminClient(**aiokafka_options(settings.kafka), request_timeout_ms=timeout_ms)
     try:
-        await admin.start()
-    except Exception as exc:
-        await admin.close()
-        raise KafkaSetupError(
-            f"cannot reach Kafka at kafka.bootstrap_servers={settings.kafka.bootstrap_servers}: "
-            f"{exc}"
-        ) from exc
-    try:
-        yield admin
+        async with translated(settings.kafka):
+            await admin.start()
+            yield admin
     finally:
         await admin.close()
 

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.app import Hooks, StreamprocApp
 from streamproc.health import Health, HealthServer
+from streamproc.kafka_errors import TRANSLATED, translate
 from streamproc.logs import RejectionLog
 from streamproc.metrics import Metrics
 from streamproc.pipeline import Output
@@ -130,11 +131,16 @@ class WorkerRuntime:
         """On SIGTERM: stop processing and checkpoint every owned partition (bounded in time),
         before Faust stops, commits and flushes."""
         timeout = self.settings.worker.shutdown_timeout_seconds
+        # On failure the next owner re-processes from the last good checkpoint.
         try:
             written = await asyncio.wait_for(self.app.stop_processing(), timeout)
             log.info("final checkpoint: %d records", written)
-        except Exception as exc:  # the next owner re-processes from the last good checkpoint
-            log.warning("final checkpoint failed: %s", exc)
+        except TimeoutError:
+            log.warning("final checkpoint did not finish within %.0f s", timeout)
+        except TRANSLATED as exc:  # Kafka or the network: the message says which setting
+            log.warning("final checkpoint failed: %s", translate(exc, self.settings.kafka))
+        except Exception:  # a bug: keep the traceback
+            log.exception("final checkpoint failed")
 
     def run(self) -> int:
         """Serve health and metrics, run Faust until a signal stops it."""

@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamproc.alerts import from_json, summarize
 from streamproc.connection import aiokafka_options
-from streamproc.errors import ConfigError
+from streamproc.errors import KafkaSetupError
+from streamproc.kafka_errors import translated
 from streamproc.settings import Settings, load_settings
 from streamproc.topics import partition_counts
 
@@ -40,26 +41,33 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _read(settings: Settings, *, follow: bool, as_json: bool) -> None:
     topic = settings.topics.alerts
+    partitions = await _wait_for_partitions(settings, topic, follow)  # checks the connection
     consumer = AIOKafkaConsumer(
         **aiokafka_options(settings.kafka), group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
-    try:
-        partitions = await _wait_for_partitions(settings, topic, follow)
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    _print(record.value, as_json)
-            positions = [await consumer.position(tp) for tp in tps]
-            if not follow and all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
-                return
-    finally:
-        await consumer.stop()
+    async with translated(settings.kafka):
+        await consumer.start()
+        try:
+            await _print_records(consumer, topic, partitions, follow=follow, as_json=as_json)
+        finally:
+            await consumer.stop()
+
+
+async def _print_records(
+    consumer: AIOKafkaConsumer, topic: str, partitions: int, *, follow: bool, as_json: bool
+) -> None:
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    end = await consumer.end_offsets(tps)
+    while True:
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for record in records:
+                _print(record.value, as_json)
+        positions = [await consumer.position(tp) for tp in tps]
+        if not follow and all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+            return
 
 
 async def _wait_for_partitions(settings: Settings, topic: str, follow: bool) -> int:
@@ -69,7 +77,10 @@ async def _wait_for_partitions(settings: Settings, topic: str, follow: bool) -> 
         if count:
             return count
         if not follow:
-            raise ConfigError(f"topics.alerts: there is no topic {topic!r} on the cluster yet")
+            raise KafkaSetupError(
+                f"topics.alerts: there is no topic {topic!r} on the cluster yet (the worker "
+                "creates it; --follow waits for it)"
+            )
         await asyncio.sleep(1.0)
 
 

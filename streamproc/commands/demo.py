@@ -18,6 +18,7 @@ from streamproc.connection import aiokafka_options
 from streamproc.demo import SCHEDULE, DemoEvent, scenario
 from streamproc.errors import ConfigError
 from streamproc.events import EventKind
+from streamproc.kafka_errors import translated
 from streamproc.settings import Settings, load_settings
 from streamproc.topics import ensure_topics
 
@@ -67,27 +68,33 @@ def _announce() -> None:
 
 
 async def _produce(settings: Settings, events: Iterator[DemoEvent]) -> None:
-    await ensure_topics(settings)
+    await ensure_topics(settings)  # checks the connection first
     producer = AIOKafkaProducer(**aiokafka_options(settings.kafka), linger_ms=5)
-    await producer.start()
+    async with translated(settings.kafka):
+        await producer.start()
+        try:
+            await _send(settings, producer, events)
+        finally:
+            await producer.stop()
+            print("demo: stopped", file=sys.stderr)
+
+
+async def _send(
+    settings: Settings, producer: AIOKafkaProducer, events: Iterator[DemoEvent]
+) -> None:
+    """In real time: each event at its offset from the start, drifts announced as they begin."""
     topic = {
         EventKind.FEATURE: settings.topics.features,
         EventKind.OUTCOME: settings.topics.outcomes,
     }
     pending = list(SCHEDULE)
     started = time.monotonic()
-    try:
-        for event in events:
-            delay = event.at_seconds - (time.monotonic() - started)
-            if delay > 0:
-                await producer.flush()
-                await asyncio.sleep(delay)
-            while pending and event.at_seconds >= pending[0].at_seconds:
-                drift = pending.pop(0)
-                print(f"demo: now {drift.model}: {drift.description}", flush=True)
-            await producer.send(
-                topic[event.kind], orjson.dumps(event.body), key=event.model.encode()
-            )
-    finally:
-        await producer.stop()
-        print("demo: stopped", file=sys.stderr)
+    for event in events:
+        delay = event.at_seconds - (time.monotonic() - started)
+        if delay > 0:
+            await producer.flush()
+            await asyncio.sleep(delay)
+        while pending and event.at_seconds >= pending[0].at_seconds:
+            drift = pending.pop(0)
+            print(f"demo: now {drift.model}: {drift.description}", flush=True)
+        await producer.send(topic[event.kind], orjson.dumps(event.body), key=event.model.encode())
