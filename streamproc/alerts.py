@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from streamproc.logs import one_line
 from streamproc.settings import StreamKind
 
 SCHEMA_VERSION = 2
@@ -136,7 +137,7 @@ _ARRIVAL_KINDS = frozenset({StreamKind.ARRIVAL, StreamKind.RATE, StreamKind.FRES
 
 
 def summarize(alert: Alert) -> str:
-    """One human-readable line per alert."""
+    """One human-readable line per alert, its names escaped so none can break the line."""
     change = alert.change
     if alert.stream.kind in _ARRIVAL_KINDS:
         from streamproc.arrival.alerting import what as arrival_what  # it builds on this module
@@ -149,7 +150,7 @@ def summarize(alert: Alert) -> str:
     else:
         what = f"direction {change.direction}"
     stream = alert.stream
-    return (
+    return one_line(
         f"[{alert.severity.value.upper()}] model={stream.model} {stream.kind.value}:{stream.name} "
         f"detector={alert.detector.get('type')} {what} after {alert.events_seen} events "
         f"(event {alert.event_id or '-'}, id {alert.alert_id[:8]})"

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streamproc.alerts import from_json, summarize
 from streamproc.connection import aiokafka_options
 from streamproc.errors import ConfigError
+from streamproc.logs import one_line
 from streamproc.settings import Settings, load_settings
 from streamproc.topics import partition_counts
 
@@ -82,6 +83,6 @@ def _print(value: bytes | None, as_json: bool) -> None:
         try:
             line = summarize(from_json(value))
         except (ValueError, KeyError, TypeError) as exc:
-            line = f"(unreadable alert: {exc})"
+            line = one_line(f"(unreadable alert: {exc})")
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
