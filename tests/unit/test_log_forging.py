@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import orjson
 import pytest
 
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id, summarize
+from streamproc.cli import main
 from streamproc.commands.alerts import _print
 from streamproc.logs import RejectionLog, setup_logging
-from streamproc.settings import LogSettings, StreamKind
+from streamproc.replay import Summary
+from streamproc.settings import LogSettings, StreamKind, env_names
 
 FORGED = "m\n1999-01-01 00:00:00,000 ERROR   streamproc.worker: forged"
 # Each would end the line for a terminal or for str.splitlines, or rewrite what is shown.
@@ -151,3 +155,24 @@ def test_alert_summaries_are_one_line(value: str) -> None:
 def test_streamproc_alerts_prints_one_line_per_alert(capsys: pytest.CaptureFixture[str]) -> None:
     _print(alert(FORGED, f"x{FORGED}", f"e{FORGED}").to_json(), as_json=False)
     assert_one_line(capsys.readouterr().out)
+
+
+def test_replay_reports_bad_lines_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in env_names():
+        monkeypatch.delenv(var, raising=False)
+    events = tmp_path / "events.jsonl"
+    bad = {"model": "m", "features": {"x": 1}, "ts": f"2026-13{FORGED}"}
+    events.write_bytes(orjson.dumps(bad) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "alerts.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "line 1: invalid_value: ts:" in err
+    assert not [line for line in err.splitlines() if line.startswith("1999-01-01")]
+
+
+def test_the_replay_summary_shows_one_line_per_model() -> None:
+    summary = Summary(alerts=Counter({(FORGED, "value"): 2, ("a\rb", "rate"): 1}))
+    lines = summary.render().splitlines()
+    assert lines[-3:-1] == ["alerts: 3", "  a\\rb rate: 1"]
+    assert lines[-1].startswith("  m\\n1999-01-01") and lines[-1].endswith("forged value: 2")
