@@ -9,6 +9,7 @@ its values.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,13 @@ def _key_where(text: str, found: Callable[[yaml.Node], bool]) -> str | None:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, RecursionError):
         return None
-    todo: list[tuple[list[str], yaml.Node | None]] = [([], root)]
+    todo: deque[tuple[list[str], yaml.Node | None]] = deque([([], root)])
+    seen: set[int] = set()  # aliases share nodes; each is looked at once (no billion laughs)
     while todo:
-        path, node = todo.pop(0)
+        path, node = todo.popleft()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.ScalarNode) and found(node):
             return ".".join(path) or None
         if isinstance(node, yaml.MappingNode):

@@ -64,6 +64,14 @@ def test_a_yaml_value_python_cannot_build_is_refused_naming_the_key(
     assert "topics.partitions: cannot read the value" in capsys.readouterr().err
 
 
+def test_the_key_is_found_in_a_file_of_nested_aliases(tmp_path: Path) -> None:
+    """Finding the key looks at each node once, so aliases of aliases cannot blow it up."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 12)]
+    text = "\n".join([*lines, "topics:", "  partitions: 2026-02-30", ""])
+    assert "topics.partitions: cannot read the value" in refused({}, config(tmp_path, text))
+
+
 @pytest.mark.parametrize(
     ("var", "value", "key"),
     [
