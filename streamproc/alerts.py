@@ -15,9 +15,11 @@ from typing import Any
 
 import orjson
 
+from streamproc.logs import one_line
 from streamproc.settings import StreamKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2: ids encode their parts unambiguously, so version 1 ids differ for every alert."""
 
 _NAMESPACE = uuid.UUID("5b0f6f0e-3a52-4d0c-9a47-6c3d2f1e8a90")
 """UUIDv5 namespace of alert ids; changing it would change every id."""
@@ -103,11 +105,14 @@ class Alert:
 
 
 def alert_id(stream: StreamId, detector_index: int, detector_type: str, position: int) -> str:
-    """The deterministic id of the alert a detector raised at a stream position."""
-    name = "\x1f".join(
-        (stream.model, stream.kind.value, stream.name, f"{detector_index}:{detector_type}")
-    )
-    return str(uuid.uuid5(_NAMESPACE, f"{name}\x1f{position}"))
+    """The deterministic id of the alert a detector raised at a stream position.
+
+    The parts are hashed as a JSON array, not joined with a separator: model ids and
+    feature names may contain any character, and two streams whose names only differ in
+    where a separator falls must not share ids (consumers de-duplicate on them).
+    """
+    parts = (stream.model, stream.kind.value, stream.name, detector_index, detector_type, position)
+    return str(uuid.uuid5(_NAMESPACE, orjson.dumps(parts).decode()))
 
 
 def from_json(payload: bytes) -> Alert:
@@ -132,7 +137,7 @@ _ARRIVAL_KINDS = frozenset({StreamKind.ARRIVAL, StreamKind.RATE, StreamKind.FRES
 
 
 def summarize(alert: Alert) -> str:
-    """One human-readable line per alert."""
+    """One human-readable line per alert, its names escaped so none can break the line."""
     change = alert.change
     if alert.stream.kind in _ARRIVAL_KINDS:
         from streamproc.arrival.alerting import what as arrival_what  # it builds on this module
@@ -145,7 +150,7 @@ def summarize(alert: Alert) -> str:
     else:
         what = f"direction {change.direction}"
     stream = alert.stream
-    return (
+    return one_line(
         f"[{alert.severity.value.upper()}] model={stream.model} {stream.kind.value}:{stream.name} "
         f"detector={alert.detector.get('type')} {what} after {alert.events_seen} events "
         f"(event {alert.event_id or '-'}, id {alert.alert_id[:8]})"

@@ -4,16 +4,24 @@ A broken producer can send thousands of bad messages a second; logging each
 would flood the log and cost more than processing them. :class:`RejectionLog`
 logs rejections up to a rate, then one summary line of what it held back. The
 dead-letter topic, not the log, is the complete record.
+
+Model ids, feature names and event ids come from producers and reach log
+messages. Both formatters therefore pass every message through
+:func:`one_line`, so no value can start a line that reads as a record of its
+own (a forged log line) or move the terminal's cursor.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
@@ -29,9 +37,81 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict
     "taskName",
 }
 
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Control characters, Unicode line and paragraph separators, and bidi overrides: what
+can end a line (for ``str.splitlines`` and terminals) or make a line read otherwise."""
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_JSON_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+"""Characters JSON may carry raw inside strings but line splitters still break on."""
+
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control or line-breaking character escaped (``\\n``, ``\\x1b``)."""
+    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+
+
+def _traceback(exc: traceback.TracebackException) -> Iterator[str]:
+    """Python's traceback layout, with each exception's own text on one line: frames come
+    from our code, but an exception's message may quote a producer's value."""
+    if exc.__cause__ is not None:
+        yield from _traceback(exc.__cause__)
+        yield "\nThe above exception was the direct cause of the following exception:\n\n"
+    elif exc.__context__ is not None and not exc.__suppress_context__:
+        yield from _traceback(exc.__context__)
+        yield "\nDuring handling of the above exception, another exception occurred:\n\n"
+    if exc.stack:
+        yield "Traceback (most recent call last):\n"
+        yield from exc.stack.format()
+    for line in exc.format_exception_only():
+        yield one_line(line.removesuffix("\n")) + "\n"
+    for i, member in enumerate(exc.exceptions or (), start=1):
+        yield f"sub-exception {i}:\n"
+        yield from _traceback(member)
+
+
+def _format_exception(ei: _ExcInfo) -> str:
+    if ei[1] is None:
+        return ""
+    return "".join(_traceback(traceback.TracebackException.from_exception(ei[1]))).rstrip("\n")
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` with the message on one line; only a traceback adds lines, and its
+    exception texts are escaped too."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_text = None  # another handler's cached traceback may not be escaped
+        return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        return _format_exception(ei)
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, logger, message, then the record's extras."""
+    """One JSON object per line: timestamp, level, logger, message, then the record's extras.
+
+    The message is escaped as in text logs, so it shows as one line wherever it is
+    displayed; extras keep their exact values (JSON escapes them), so ids still match.
+    """
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        return _format_exception(ei)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -40,14 +120,14 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": one_line(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and key not in entry:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=repr).decode()
+        return orjson.dumps(entry, default=repr).decode().translate(_JSON_BREAKS)
 
 
 class _StreamprocHandler(logging.StreamHandler[TextIO]):
@@ -64,7 +144,7 @@ def setup_logging(settings: LogSettings, *, stream: TextIO | None = None) -> log
     for old in [h for h in root.handlers if isinstance(h, _StreamprocHandler)]:
         root.removeHandler(old)
     handler = _StreamprocHandler(stream if stream is not None else sys.stderr)
-    formatter = JsonFormatter() if settings.format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if settings.format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(settings.level)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from streamproc.alerts import Alert
 from streamproc.engine import Engine
 from streamproc.events import Event, Rejection, decode
+from streamproc.logs import one_line
 from streamproc.settings import Limits
 
 
@@ -37,7 +38,9 @@ class Summary:
         ]
         out += [f"  {reason}: {n}" for reason, n in sorted(self.rejections.items())]
         out.append(f"alerts: {sum(self.alerts.values())}")
-        out += [f"  {model} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())]
+        out += [
+            f"  {one_line(model)} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())
+        ]
         return "\n".join(out)
 
 

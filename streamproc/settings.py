@@ -7,22 +7,28 @@ environment variable named ``STREAMPROC_<SECTION>_<FIELD>`` (for example
 docs/configuration.md documents each one next to its field description.
 
 Errors name the key at fault (``engine.overrides.0.detectors.1.params.delta``)
-and, for environment variables, the variable. Secrets are
-:class:`pydantic.SecretStr`, so they print as ``**********`` in logs and dumps.
+and, for environment variables, the variable. Rules every setting follows,
+checked here so that a bad value stops the program at start-up rather than
+when a Kafka client, a timer or a checkpoint first uses it: numbers are finite
+and, unless a field sets its own ceiling, at most :data:`INT32_MAX`; topic
+names are ones Kafka accepts, and no two of the worker's topics are the same.
+Secrets are :class:`pydantic.SecretStr`, so they print as ``**********`` in logs
+and dumps.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,14 +39,43 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
+from streamproc.config_file import read_yaml
 from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
 
+INT32_MAX = 2**31 - 1
+"""Ceiling of every number setting without its own: counts, sizes and partitions reach
+Kafka and its clients as int32, and 2**31 seconds (68 years) is beyond any interval."""
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+"""Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
+
+
+def _has_ceiling(field: FieldInfo) -> bool:
+    return any(hasattr(m, "le") or hasattr(m, "lt") for m in field.metadata)
+
+
+def _check_magnitude(value: object) -> None:
+    """Refuse a number no consumer of settings can take (bools are ints, and always fit)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > INT32_MAX:
+        raise ValueError(f"must be between -{INT32_MAX} and {INT32_MAX} (2**31 - 1)")
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _fits(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every number field gets a ceiling, including fields added later without one."""
+        if info.field_name is not None and not _has_ceiling(cls.model_fields[info.field_name]):
+            _check_magnitude(value)
+        return value
 
 
 class StreamKind(StrEnum):
@@ -70,6 +105,9 @@ DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a"
 class DetectorSpec(_Frozen):
     """One River detector to run on a stream."""
 
+    # check_spec refuses nan and inf itself, naming the detector and the parameter.
+    model_config = ConfigDict(allow_inf_nan=True)
+
     type: DetectorType = Field(description="River detector: adwin, page_hinkley, kswin, ddm, ...")
     params: dict[str, float | int | str | bool | None] = Field(
         default_factory=dict,
@@ -82,6 +120,13 @@ class DetectorSpec(_Frozen):
         cls, params: dict[str, float | int | str | bool | None], info: ValidationInfo
     ) -> dict[str, float | int | str | bool | None]:
         """Checked here (not after the model) so an error's location ends in ``.params``."""
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                continue  # check_spec's message on these says more
+            try:
+                _check_magnitude(value)
+            except ValueError as exc:
+                raise ValueError(f"parameter {key!r} {exc}") from None
         if "type" in info.data:
             from streamproc.detectors import check_spec  # detectors builds on these types
 
@@ -278,7 +323,25 @@ class TopicSettings(_Frozen):
         "'<kafka.group_id>-checkpoints'. Created with the feature topic's partition count.",
     )
     partitions: int = Field(default=8, ge=1, description="Partitions of topics the worker creates.")
-    replication_factor: int = Field(default=1, ge=1, description="Replication of created topics.")
+    replication_factor: int = Field(
+        default=1, ge=1, le=32_767, description="Replication of created topics."
+    )
+
+    @field_validator("features", "outcomes", "alerts", "dead_letters", "checkpoints")
+    @classmethod
+    def _check_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_topic_name(name)
+        return name
+
+
+def check_topic_name(name: str) -> None:
+    """Raise ValueError unless Kafka accepts ``name`` as a topic name."""
+    if not _TOPIC_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(
+            f"{name!r} is not a topic name Kafka accepts: 1 to 249 of the characters "
+            "a-z A-Z 0-9 . _ -, and not '.' or '..'"
+        )
 
 
 class WorkerSettings(_Frozen):
@@ -296,6 +359,7 @@ class WorkerSettings(_Frozen):
     session_timeout_seconds: float = Field(
         default=30.0,
         ge=6.0,
+        le=INT32_MAX // 1000,  # Kafka takes it in milliseconds, as an int32
         description="Consumer group session timeout: how long a crashed worker's partitions "
         "wait before the group hands them to the others.",
     )
@@ -465,6 +529,45 @@ class Settings(_Frozen):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
+    @model_validator(mode="after")
+    def _check_topics_apart(self) -> Settings:
+        """The worker reads two topics and writes three: a sink equal to a source (or a
+        sink shared by two roles) would feed its output back in as input, a dead-letter
+        loop. Kafka also refuses names that differ only in '.' versus '_'."""
+        if self.topics.checkpoints is None:
+            try:
+                check_topic_name(self.checkpoint_topic)
+            except ValueError as exc:
+                raise ValueError(
+                    f"kafka.group_id: the checkpoint topic named after it is invalid ({exc}); "
+                    "set topics.checkpoints"
+                ) from None
+        roles = self.topic_roles()
+        seen: dict[str, str] = {}
+        for key, name in roles.items():
+            other = seen.setdefault(name.replace(".", "_"), key)
+            if other == key:
+                continue
+            if roles[other] == name:
+                raise ValueError(f"{key} {name!r} is the same topic as {other}: a feedback loop")
+            raise ValueError(
+                f"{key} {name!r} and {other} {roles[other]!r} collide in Kafka, "
+                "which treats '.' and '_' alike"
+            )
+        return self
+
+    def topic_roles(self) -> dict[str, str]:
+        """The worker's topics by setting key; the checkpoint one under ``topics.checkpoints``
+        also when derived from ``kafka.group_id``."""
+        t = self.topics
+        return {
+            "topics.features": t.features,
+            "topics.outcomes": t.outcomes,
+            "topics.alerts": t.alerts,
+            "topics.dead_letters": t.dead_letters,
+            "topics.checkpoints": self.checkpoint_topic,
+        }
+
     @property
     def checkpoint_topic(self) -> str:
         return self.topics.checkpoints or f"{self.kafka.group_id}-checkpoints"
@@ -510,20 +613,6 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping")
-    return loaded
-
-
 def _describe(exc: ValidationError, origin: str, env_keys: set[tuple[str, str]]) -> str:
     lines = []
     for err in exc.errors():
@@ -532,7 +621,7 @@ def _describe(exc: ValidationError, origin: str, env_keys: set[tuple[str, str]])
         if len(err["loc"]) >= 2 and (str(err["loc"][0]), str(err["loc"][1])) in env_keys:
             var = f"{ENV_PREFIX}{err['loc'][0]}_{err['loc'][1]}".upper()
             where = f"environment variable {var}"
-        lines.append(f"{where}: {loc}: {err['msg']}")
+        lines.append(f"{where}: {loc}: {err['msg']}" if loc else f"{where}: {err['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -547,7 +636,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
         path = environ[f"{ENV_PREFIX}CONFIG"]
-    data: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
     env = _env_overrides(environ)
     for section, values in env.items():
         current = data.get(section) or {}

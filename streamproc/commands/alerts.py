@@ -15,6 +15,7 @@ from streamproc.alerts import from_json, summarize
 from streamproc.connection import aiokafka_options
 from streamproc.errors import KafkaSetupError
 from streamproc.kafka_errors import translated
+from streamproc.logs import one_line
 from streamproc.settings import Settings, load_settings
 from streamproc.topics import partition_counts
 
@@ -93,6 +94,6 @@ def _print(value: bytes | None, as_json: bool) -> None:
         try:
             line = summarize(from_json(value))
         except (ValueError, KeyError, TypeError) as exc:
-            line = f"(unreadable alert: {exc})"
+            line = one_line(f"(unreadable alert: {exc})")
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

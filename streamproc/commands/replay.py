@@ -17,6 +17,7 @@ from streamproc.alerts import Alert
 from streamproc.engine import Engine
 from streamproc.errors import ConfigError
 from streamproc.events import Rejection
+from streamproc.logs import one_line
 from streamproc.replay import replay
 from streamproc.settings import load_settings
 
@@ -78,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
         reported += 1
         if reported <= args.max_reports:
             where = f"line {line}" + (f"[{rejection.index}]" if rejection.index is not None else "")
-            print(f"{where}: {rejection.reason.value}: {rejection.message}", file=sys.stderr)
+            report = f"{where}: {rejection.reason.value}: {rejection.message}"
+            print(one_line(report), file=sys.stderr)
 
     with ExitStack() as stack:
         handle, size = _open_events(stack, args.events)
