@@ -3,6 +3,10 @@ checkpoint record) after a final silence alert, and a length limit on category v
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
+import jsonschema
 import orjson
 import pytest
 
@@ -237,3 +241,13 @@ def test_a_category_at_the_limit_is_accepted() -> None:
 
 def test_the_default_category_limit_matches_the_name_limit() -> None:
     assert Limits().max_category_length == Limits().max_name_length == 200
+
+
+def test_the_feature_schema_bounds_categories_like_the_decoder() -> None:
+    text = (resources.files("streamproc") / "schemas" / "feature-event.schema.json").read_text()
+    value = json.loads(text)["$defs"]["value"]
+    assert value["maxLength"] == Limits().max_category_length
+    validator = jsonschema.Draft202012Validator(json.loads(text))
+    assert validator.is_valid({"model": "m", "features": {"c": "x" * 200}})
+    assert not validator.is_valid({"model": "m", "features": {"c": "x" * 201}})
+    assert not validator.is_valid({"model": "m", "features": {"n": 1}, "prediction": "y" * 201})
