@@ -47,7 +47,7 @@ async def test_an_idle_model_is_forgotten_with_a_final_alert_and_a_tombstone(
     events = [
         {"model": "gone", "id": f"g-{i}", "ts": T0 + i, "features": {"x": 1.0}} for i in range(5)
     ]
-    await produce(kafka, settings.topics.features, keyed_json(events))  # type: ignore[arg-type]
+    await produce(kafka, settings.topics.features, keyed_json(events))
     worker = cluster.start_worker(**IDLE)
     key = model_key("gone")
 
