@@ -74,10 +74,12 @@ class StreamprocApp:
         engine: Engine | None = None,
         clock: Callable[[], int] = wall_clock_ms,
         hooks: Hooks | None = None,
+        partitions: int | None = None,
     ) -> None:
+        """``partitions`` (the source topics' count) turns on the partitioning rule."""
         self.settings = settings
         self.engine = engine or Engine(settings.engine, settings.limits, arrival=settings.arrival)
-        self.pipeline = Pipeline(self.engine, settings.limits)
+        self.pipeline = Pipeline(self.engine, settings.limits, partitions)
         self.recovery = Recovery(settings)
         self.clock = clock
         self.hooks = hooks or Hooks()
@@ -107,7 +109,7 @@ class StreamprocApp:
         self.faust.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.faust.timer(settings.worker.checkpoint_interval_seconds)(self._periodic_checkpoint)
-        if settings.arrival.enabled:
+        if settings.arrival.enabled or settings.limits.model_idle_seconds:
             self.faust.timer(settings.arrival.tick_seconds)(self._periodic_tick)
 
     def _make_faust_app(self) -> faust.App:
@@ -203,7 +205,7 @@ class StreamprocApp:
                 return Output()
             out = self.pipeline.tick(self.clock())
             await self._send(out)
-        if out.alerts:
+        if out.alerts or out.evicted:
             self.hooks.on_output("", out, time.perf_counter() - started)
         return out
 

@@ -40,6 +40,16 @@ class Processed:
     """Detector updates it caused (for throughput metrics)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """Models forgotten for being idle (``limits.model_idle_seconds``)."""
+
+    models: list[str] = field(default_factory=list)
+    """Their ids: the caller deletes their checkpoint records."""
+    alerts: list[Alert] = field(default_factory=list)
+    """Final silence alerts of those not already reported silent."""
+
+
 class _Feature:
     """The streams of one feature of one model."""
 
@@ -59,7 +69,7 @@ class _Feature:
 
 
 class _Model:
-    __slots__ = ("arrival", "correctness", "errors", "features", "prediction")
+    __slots__ = ("arrival", "correctness", "errors", "features", "prediction", "seen")
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
@@ -67,6 +77,9 @@ class _Model:
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
         self.arrival: ModelArrival | None = None
+        self.seen: int | None = None
+        """Clock time of its last event (event time in replay); None after a restore until
+        the next event or idle check, which count from then (not persisted)."""
 
 
 class Engine:
@@ -88,6 +101,8 @@ class Engine:
         self._factory = detector_factory
         self._models: dict[str, _Model] = {}
         self._arrival: ArrivalMonitor | None = None
+        self._event_time = arrival_clock == "event"
+        self._idle_ms = round(limits.model_idle_seconds * 1000)
         if arrival is not None and arrival.enabled:
             self._arrival = ArrivalMonitor(arrival, arrival_clock)
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
@@ -102,7 +117,10 @@ class Engine:
                 return Processed(rejection=rejection)
         model = self._models.get(event.model)
         if model is None:
+            if len(self._models) >= self._limits.max_models:
+                return Processed(rejection=self._too_many_models(event))
             model = self._models[event.model] = _Model()
+        model.seen = event.ts if self._event_time else now_ms
         if isinstance(event, FeatureEvent):
             result = self._features(model, event, now_ms)
             if arrival is not None and result.rejection is None:
@@ -135,6 +153,39 @@ class Engine:
             return []
         models = ((n, m.arrival) for n, m in self._models.items() if m.arrival is not None)
         return arrival.tick(models, now_ms)
+
+    def evict_idle(self, now_ms: int) -> Evicted:
+        """Forget the models that sent nothing for ``limits.model_idle_seconds`` (clock time
+        ``now_ms``, as for :meth:`tick`), so that ids that stop for good do not hold memory
+        and checkpoint space forever. One that was not reported silent yet gets a final
+        silence alert first: a model is never dropped unnoticed."""
+        idle_ms = self._idle_ms
+        if not idle_ms:
+            return Evicted()
+        idle = []
+        for name, model in self._models.items():
+            seen = model.seen
+            if seen is None:
+                model.seen = now_ms
+            elif now_ms - seen > idle_ms:
+                idle.append(name)
+        alerts = []
+        for name in idle:
+            model = self._models.pop(name)
+            if model.arrival is not None and self._arrival is not None:
+                alert = self._arrival.farewell(name, model.arrival, now_ms)
+                if alert is not None:
+                    alerts.append(alert)
+        return Evicted(idle, alerts)
+
+    def _too_many_models(self, event: Event) -> Rejection:
+        limit = self._limits.max_models
+        return Rejection(
+            Reason.TOO_MANY_MODELS,
+            f"model: {event.model!r} would be a new model, but this worker already tracks "
+            f"limits.max_models={limit}",
+            model=event.model,
+        )
 
     def _stream(self, model: str, kind: StreamKind, name: str) -> Stream:
         return Stream(StreamId(model, kind, name), self._policy(model, kind, name), self._factory)

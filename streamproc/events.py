@@ -54,6 +54,15 @@ class Reason(StrEnum):
     """Accepting the event would track more than ``limits.max_streams_per_model`` streams."""
     WRONG_KIND = "wrong_kind"
     """The event's ``type`` contradicts the topic it arrived on."""
+    VALUE_TOO_LONG = "value_too_long"
+    """A string feature value or prediction label exceeds ``limits.max_category_length``."""
+    TOO_MANY_MODELS = "too_many_models"
+    """The event's model is new and the worker already tracks ``limits.max_models`` models
+    (checked by the engine)."""
+    WRONG_PARTITION = "wrong_partition"
+    """The event arrived on another partition than the one Kafka's default (murmur2)
+    partitioner assigns to its model id, so its state would split (checked by the worker;
+    docs/partitioning.md)."""
     FUTURE_TIMESTAMP = "future_timestamp"
     """The event's ``ts`` is more than ``arrival.max_future_seconds`` ahead of processing time
     (checked by the engine, which knows the processing time)."""
@@ -227,6 +236,8 @@ def _event(
         if this_kind == EventKind.FEATURE:
             features = _features(item.get("features"), limits)
             prediction = _value(item.get("prediction"), "prediction")
+            if type(prediction) is str:
+                _category(prediction, "prediction", limits)
             return FeatureEvent(model, features, ts, id_, prediction, ts_given)
         error, error_name, correct = _outcome(item)
         return OutcomeEvent(model, ts, error, error_name, correct, id_, ts_given)
@@ -248,6 +259,16 @@ def _name(value: object, where: str, limits: Limits, *, required: bool) -> str:
             f"{where}: {len(value)} characters; the limit is {limits.max_name_length}",
         )
     return value
+
+
+def _category(value: str, where: str, limits: Limits) -> None:
+    """A category is counted per feature (up to 64 of them), so its length bounds memory."""
+    if len(value) > limits.max_category_length:
+        raise _Reject(
+            Reason.VALUE_TOO_LONG,
+            f"{where}: a category of {len(value)} characters; the limit is "
+            f"{limits.max_category_length}",
+        )
 
 
 def _kind(item: dict[str, Any], kind: EventKind | None) -> EventKind:
@@ -321,12 +342,16 @@ def _features(value: object, limits: Limits) -> dict[str, Feature]:
         )
     if "" in value:
         raise _Reject(Reason.INVALID_VALUE, "features: a feature name is empty")
-    max_length = limits.max_name_length
+    max_length, max_category = limits.max_name_length, limits.max_category_length
     for name, item in value.items():
         if len(name) > max_length:
             _name(name, f"features.{_short(name)}", limits, required=True)
         kind = type(item)
-        if kind is float or kind is str or item is None:
+        if kind is float or item is None:
+            continue
+        if kind is str:
+            if len(item) > max_category:
+                _category(item, f"features.{_short(name)}", limits)
             continue
         if kind is int:
             value[name] = float(item)

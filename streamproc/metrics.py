@@ -191,6 +191,7 @@ class Metrics:
         self._models: set[str] = set()
         self._events: dict[tuple[str, str], Counter] = {}
         self._rejections: dict[tuple[str, str], Counter] = {}
+        self._misrouted: dict[tuple[str, str], Counter] = {}
         self._stream_gauges: dict[StreamKey, tuple[Gauge, Gauge]] = {}
         self._lag_keys: set[tuple[str, str]] = set()
         self._streams = StreamSeries(max_stream_series, self._remove_stream)
@@ -226,6 +227,21 @@ class Metrics:
             "streamproc_rejected_messages",
             "Messages sent to the dead-letter topic.",
             ["topic", "reason"],
+            registry=r,
+        )
+        self._wrong_partition = Counter(
+            "streamproc_wrong_partition_events",
+            "Events rejected for arriving on another partition than their model's "
+            "(docs/partitioning.md).",
+            ["topic", "model"],
+            registry=r,
+        )
+        self._models_tracked = Gauge(
+            "streamproc_models", "Models this worker tracks now.", registry=r
+        )
+        self._evicted = Counter(
+            "streamproc_models_evicted",
+            "Models forgotten for being idle (limits.model_idle_seconds).",
             registry=r,
         )
         self._updates = Counter(
@@ -313,6 +329,22 @@ class Metrics:
         if child is None:
             child = self._rejections[key] = self._rejected.labels(topic=topic, reason=reason)
         child.inc(count)
+
+    def wrong_partition(self, topic: str, model: str, count: int = 1) -> None:
+        """Count events of ``model`` rejected with ``wrong_partition`` (label capped)."""
+        key = (topic, self.model_label(model))
+        child = self._misrouted.get(key)
+        if child is None:
+            child = self._misrouted[key] = self._wrong_partition.labels(*key)
+        child.inc(count)
+
+    def models_tracked(self, count: int) -> None:
+        """Set the number of models the worker holds state for (``limits.max_models``)."""
+        self._models_tracked.set(count)
+
+    def models_evicted(self, count: int) -> None:
+        """Count models forgotten for being idle."""
+        self._evicted.inc(count)
 
     def detector_updates(self, count: int) -> None:
         """Count values fed to detectors by one batch."""

@@ -18,6 +18,7 @@ from streamproc.alerts import Alert
 from streamproc.checkpoints import Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.events import Event, EventKind, Rejection, decode
+from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
 
 HEADER_PREFIX = "streamproc."
@@ -85,6 +86,8 @@ class Output:
     """Records handled."""
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     """Highest offset handled per (topic, partition)."""
+    evicted: list[str] = field(default_factory=list)
+    """Models forgotten for being idle (a tick's output)."""
 
 
 KIND_INDEX = {EventKind.FEATURE: 0, EventKind.OUTCOME: 1}
@@ -101,9 +104,12 @@ class Pipeline:
     batches is always consistent with its offsets.
     """
 
-    def __init__(self, engine: Engine, limits: Limits) -> None:
+    def __init__(self, engine: Engine, limits: Limits, partitions: int | None = None) -> None:
+        """``partitions``, the source topics' partition count, turns on the partitioning
+        rule (:mod:`streamproc.partitioning`); without it every partition is accepted."""
         self.engine = engine
         self._limits = limits
+        self.rule = None if partitions is None else PartitionRule(partitions)
         self.next_offsets: dict[tuple[int, int], int] = {}
         """(partition, kind index) -> next offset to process."""
         self.partition_of: dict[str, int] = {}
@@ -111,6 +117,8 @@ class Pipeline:
         """partition -> models changed since their last checkpoint."""
         self._skip_below: dict[tuple[int, int], int] = {}
         self._skip_model: dict[str, Offsets] = {}
+        self.evicted: dict[int, set[str]] = {}
+        """partition -> models forgotten since the last checkpoint (their records go)."""
 
     def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
         """Load a partition's checkpoint; returns the watermark processing must resume from."""
@@ -154,6 +162,7 @@ class Pipeline:
             del self.partition_of[model]
             self._skip_model.pop(model, None)
         self.dirty.pop(partition, None)
+        self.evicted.pop(partition, None)
         for index in (0, 1):
             self.next_offsets.pop((partition, index), None)
             self._skip_below.pop((partition, index), None)
@@ -168,7 +177,20 @@ class Pipeline:
             partition = self.partition_of.get(alert.model)
             if partition is not None:
                 self.dirty.setdefault(partition, set()).add(alert.model)
+        evicted = self.engine.evict_idle(now_ms)
+        out.alerts += evicted.alerts
+        out.evicted = evicted.models
+        for model in evicted.models:
+            self._evicted(model)
         return out
+
+    def _evicted(self, model: str) -> None:
+        """An idle model was forgotten: its checkpoint record is deleted in the next round."""
+        self._skip_model.pop(model, None)
+        partition = self.partition_of.pop(model, None)
+        if partition is not None:
+            self.dirty.get(partition, set()).discard(model)
+            self.evicted.setdefault(partition, set()).add(model)
 
     def handle(self, records: Sequence[Record], now_ms: int) -> Output:
         out = Output()
@@ -193,6 +215,12 @@ class Pipeline:
 
     def _apply(self, record: Record, index: int, event: Event, now_ms: int, out: Output) -> None:
         model = event.model
+        rule = self.rule
+        if rule is not None:
+            misplaced = rule.check(model, record.partition)
+            if misplaced is not None:
+                out.dead_letters.append(DeadLetter(record, misplaced))
+                return
         if self._skip_model:
             captured = self._skip_model.get(model)
             if captured is not None and record.offset < captured[index]:

@@ -63,15 +63,18 @@ class RestoreReport:
 
 def checkpoint_records(
     pipeline: Pipeline, partition: int, now_ms: int
-) -> tuple[list[tuple[bytes, bytes]], Offsets, set[str]]:
+) -> tuple[list[tuple[bytes, bytes | None]], Offsets, set[str]]:
     """The records of one checkpoint round for a partition, built synchronously.
 
-    Returns (records, watermark, models written); the manifest comes last.
+    Returns (records, watermark, models written); tombstones (None values) of models
+    evicted for being idle come first, the manifest last.
     """
     models = pipeline.dirty.pop(partition, set())
+    gone = pipeline.evicted.pop(partition, set()) - models
     offsets = pipeline.offsets(partition)
     engine = pipeline.engine
-    records = [
+    records: list[tuple[bytes, bytes | None]] = [(model_key(m), None) for m in sorted(gone)]
+    records += [
         (model_key(m), encode_model(m, pipeline.captured(m, offsets), engine.snapshot([m])))
         for m in models
     ]

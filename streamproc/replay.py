@@ -112,7 +112,7 @@ class _Ticks:
         if event.ts < self._next:
             return []
         self._next = event.ts + self._every
-        return self._engine.tick(event.ts)
+        return self._engine.tick(event.ts) + self._engine.evict_idle(event.ts).alerts
 
 
 def _alert(summary: Summary, alert: Alert, on_alert: OnAlert) -> None:

@@ -263,6 +263,23 @@ class Limits(_Frozen):
     max_streams_per_model: int = Field(
         default=10_000, ge=1, description="Most feature streams tracked per model."
     )
+    max_category_length: int = Field(
+        default=200,
+        ge=1,
+        description="Longest string feature value or prediction label (a category).",
+    )
+    max_models: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most models one worker tracks; events of further new models are "
+        "rejected (too_many_models).",
+    )
+    model_idle_seconds: float = Field(
+        default=604_800.0,
+        ge=0,
+        description="A model with no events for this long is forgotten (memory and "
+        "checkpoint) after a final silence alert; 0 keeps models forever.",
+    )
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]

@@ -21,10 +21,12 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streamproc.app import Hooks, StreamprocApp
+from streamproc.events import Reason
 from streamproc.health import Health, HealthServer
 from streamproc.kafka_errors import TRANSLATED, translate
-from streamproc.logs import RejectionLog
+from streamproc.logs import RejectionLog, TokenBucket
 from streamproc.metrics import Metrics
+from streamproc.partitioning import FIX, Misrouted
 from streamproc.pipeline import Output
 from streamproc.settings import Settings
 
@@ -39,12 +41,20 @@ EXIT_STOP_TIMEOUT = 70
 class WorkerRuntime:
     """One worker process: app, metrics, health; :meth:`run` blocks until stopped."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        partitions: int | None = None,
+    ) -> None:
+        """``partitions``, the source topics' count, turns on the partitioning rule."""
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics.from_settings(settings, self.registry)
         self.health = Health(metrics=self.metrics)
         self.rejections = RejectionLog()
+        self.misrouted = Misrouted()
+        self._misrouted_log = TokenBucket(1.0, 20)
         hooks = Hooks(
             on_output=self._on_output,
             on_assigned=self._on_assigned,
@@ -52,7 +62,7 @@ class WorkerRuntime:
             on_revoked=self._on_revoked,
             on_checkpoint=self._on_checkpoint,
         )
-        self.app = StreamprocApp(settings, hooks=hooks)
+        self.app = StreamprocApp(settings, hooks=hooks, partitions=partitions)
         self._positions: dict[tuple[str, int], int] = {}
         self._wire(self.app.faust)
 
@@ -92,6 +102,8 @@ class WorkerRuntime:
         for dead in out.dead_letters:
             record, rejection = dead.record, dead.rejection
             m.message_rejected(topic, rejection.reason.value)
+            if rejection.reason is Reason.WRONG_PARTITION and rejection.model is not None:
+                self._wrong_partition(topic, record.partition, rejection.model)
             self.rejections.rejected(
                 topic, record.partition, record.offset, rejection.reason.value, rejection.message
             )
@@ -101,7 +113,33 @@ class WorkerRuntime:
                 stream.model, stream.kind.value, str(alert.detector["type"]), stream.name
             )
             log.info("alert %s", alert.alert_id, extra={"alert": alert.to_dict()})
+        if out.evicted:
+            m.models_evicted(len(out.evicted))
+            log.info("forgot %d idle models: %s", len(out.evicted), ", ".join(out.evicted[:20]))
         self._positions.update(out.positions)
+
+    def _wrong_partition(self, topic: str, partition: int, model: str) -> None:
+        """A model seen on a partition not its own: counted, and logged at once (first time
+        per model and partition, rate-limited), naming both partitions and the fix."""
+        self.metrics.wrong_partition(topic, model)
+        rule = self.app.pipeline.rule
+        if rule is None or not self.misrouted.first(model, partition):
+            return
+        if not self._misrouted_log.allow():
+            return
+        expected = rule.expected(model)
+        log.warning(
+            "model %r arrived on partition %d of %s but belongs on partition %d: its events "
+            "there are dead-lettered (wrong_partition) so its state never splits; the "
+            "producer must key by model id with Kafka's default partitioner (%s in "
+            "librdkafka clients)",
+            model,
+            partition,
+            topic,
+            expected,
+            FIX,
+            extra={"model": model, "partition": partition, "expected_partition": expected},
+        )
 
     async def _gauges(self) -> None:
         """Every few seconds: consumer lag, streams tracked, per-stream state, log summary."""
@@ -117,6 +155,7 @@ class WorkerRuntime:
                 0, highwater - (done + 1 if done is not None else 0)
             )
         self.metrics.consumer_lag(lags)
+        self.metrics.models_tracked(len(self.app.engine.models))
         for kind, count in self.app.engine.stream_counts().items():
             self.metrics.streams_tracked(kind.value, count)
         for stream in self.app.engine.streams():

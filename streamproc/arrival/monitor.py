@@ -221,6 +221,27 @@ class ArrivalMonitor:
                 )
         return alerts
 
+    def farewell(self, name: str, model: ModelArrival, now_ms: int) -> Alert | None:
+        """The silence alert of a model about to be forgotten for being idle, unless one is
+        already out (or it never sent): whatever its silence settings, since nothing will
+        watch it afterwards."""
+        silence = model.silence
+        if silence.silent or silence.last_ms is None:
+            return None
+        silence.silent = True
+        policy = model.policy
+        return alerting.silence(
+            name,
+            policy.silence_described,
+            recovered=False,
+            events=model.events,
+            event=(silence.last_id, silence.last_ts or 0),
+            usual_ms=silence.longest_ms(policy.silence),
+            quiet_ms=now_ms - silence.last_ms,
+            window_ms=silence.window_ms(policy.silence),
+            now=now_ms,
+        )
+
     def _stalled(self, now_ms: int) -> bool:
         """Whether ticks stopped for a while (event loop blocked): the time in between is not
         a time in which this process watched, so it must not count as any model's silence.

@@ -44,4 +44,4 @@ def _run(args: argparse.Namespace) -> int:
         ", ".join(layout.created) or "none",
         settings.config_hash(),
     )
-    return WorkerRuntime(settings).run()
+    return WorkerRuntime(settings, partitions=layout.partitions[settings.topics.features]).run()

@@ -89,7 +89,8 @@ async def test_readyz_turns_true_once_partitions_are_assigned(
 async def test_kcat_produces_events_and_reads_alerts_and_dead_letters(
     kafka: LocalKafka, cluster: Cluster, tmp_path: Path
 ) -> None:
-    """A client we did not write: kcat keys messages its own way and reads our headers."""
+    """A client we did not write: kcat, producing with the partitioner docs/partitioning.md
+    asks of librdkafka clients, and reading our headers."""
     settings = cluster.settings()
     topics = settings.topics
     await ensure_topics(settings)
@@ -103,6 +104,7 @@ async def test_kcat_produces_events_and_reads_alerts_and_dead_letters(
     source.write_text("\n".join(lines) + "\n")
     brokers = kafka.bootstrap_servers
     produce = ["kcat", "-P", "-b", brokers, "-t", topics.features, "-K", "|", "-l", str(source)]
+    produce += ["-X", "partitioner=murmur2_random"]
     await asyncio.to_thread(subprocess.run, produce, check=True, timeout=60)
     worker = cluster.start_worker()
     await wait_until_consumed(kafka, settings.kafka.group_id, [topics.features], worker)
