@@ -78,7 +78,7 @@ def test_a_huge_value_after_warm_up_leaves_a_restorable_stream_that_keeps_detect
     """The issue's case: 1.7e308 after a warm-up made the statistics inf, the snapshot null."""
     rng = random.Random(1)
     warm: list[dict[str, Any]] = [{"features": {"x": rng.gauss(0, 1)}} for _ in range(300)]
-    spike: list[dict[str, Any]] = [{"features": {"x": 1.7e308}}, {"features": {"x": 1e160}}, {"features": {"x": 0}}]
+    spike: list[dict[str, Any]] = [{"features": {"x": v}} for v in (1.7e308, 1e160, 0)]
     shifted = [{"features": {"x": rng.gauss(3, 1)}} for _ in range(300)]
     settings = EngineSettings(cooldown_events=0)
 
