@@ -347,7 +347,7 @@ class Engine:
                 f"{where}: categories must be a mapping of at most {MAX_CATEGORIES + 1}"
             )
         feature.categories = {
-            k: state.count(v, f"{where}: category count") for k, v in categories.items()
+            k: state.count(v, where, "category count") for k, v in categories.items()
         }
         return feature
 

@@ -107,7 +107,8 @@ class OutcomeEvent:
     ts: int
     """Event time in epoch milliseconds (the receive time when the producer sent none)."""
     error: float
-    """0/1 misclassification (labels), absolute error (numbers), or the given error/loss."""
+    """0/1 misclassification (labels), absolute error (numbers), or the given error/loss;
+    within +/-:data:`MAX_ABS_NUMBER` (decode refuses the rest)."""
     error_name: str = "error"
     """Name of the error stream: ``loss`` when the producer sent a loss, else ``error``."""
     correct: bool | None = None

@@ -301,28 +301,30 @@ class Stream:
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
             state.fields(values, 11, where)
         )
-        n = state.count(n, f"{where}: n")
-        quiet = state.count(quiet, f"{where}: quiet_until")
+        n = state.count(n, where, "n")
+        quiet = state.count(quiet, where, "quiet_until")
         warm_n, ref_n = (
-            state.count(warm_n, f"{where}: warm_n"),
-            state.count(ref_n, f"{where}: ref_n"),
+            state.count(warm_n, where, "warm_n"),
+            state.count(ref_n, where, "ref_n"),
         )
         if warm_n > n or ref_n > n:
             raise StateError(f"{where}: warm_n {warm_n} or ref_n {ref_n} exceeds n {n}")
         bound = _STATE_BOUND
-        warm_mean = state.number(warm_mean, f"{where}: warm_mean", -bound, bound)
-        warm_m2 = state.number(warm_m2, f"{where}: warm_m2", 0.0)
-        offset = state.number(offset, f"{where}: offset", -bound, bound)
-        scale = state.optional_number(scale, f"{where}: scale", MIN_SCALE, 2 * bound)
-        ref_mean = state.number(ref_mean, f"{where}: ref_mean", -bound, bound)
-        recent = state.optional_number(recent, f"{where}: recent", -bound, bound)
+        warm_mean = state.number(warm_mean, where, "warm_mean", -bound, bound)
+        warm_m2 = state.number(warm_m2, where, "warm_m2", 0.0)
+        offset = state.number(offset, where, "offset", -bound, bound)
+        scale = state.optional_number(scale, where, "scale", MIN_SCALE, 2 * bound)
+        ref_mean = state.number(ref_mean, where, "ref_mean", -bound, bound)
+        recent = state.optional_number(recent, where, "recent", -bound, bound)
         if type(dets) is not list:
             raise StateError(f"{where}: detectors must be a list")
         try:
             restored = [state.decode_detector(d) for d in dets]
         except StateError as exc:
             raise StateError(f"{where}: {exc}") from exc
-        self.n, self.quiet_until, self.warm_n, self.ref_n = n, quiet, warm_n, ref_n
+        # A cooldown never outlasts the configured one (a huge value would silence the stream).
+        self.n, self.quiet_until = n, min(quiet, n + self.cooldown)
+        self.warm_n, self.ref_n = warm_n, ref_n
         self.warm_mean, self.warm_m2, self.offset = warm_mean, warm_m2, offset
         self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
         for i, det in enumerate(restored[: len(self._detectors)]):

@@ -115,7 +115,7 @@ class Freshness:
         them, which must not overflow (legitimate values stay below 45)."""
         freshness, w = cls(), "freshness state"
         n, baseline, recent, late = state.fields(values, 4, w)
-        freshness.n, freshness.late = state.count(n, f"{w}: n"), state.flag(late, f"{w}: late")
-        freshness.baseline = state.number(baseline, f"{w}: baseline", 0.0, _MAX_LOG_LAG)
-        freshness.recent = state.number(recent, f"{w}: recent", 0.0, _MAX_LOG_LAG)
+        freshness.n, freshness.late = state.count(n, w, "n"), state.flag(late, w, "late")
+        freshness.baseline = state.number(baseline, w, "baseline", 0.0, _MAX_LOG_LAG)
+        freshness.recent = state.number(recent, w, "recent", 0.0, _MAX_LOG_LAG)
         return freshness

@@ -237,7 +237,7 @@ class ArrivalMonitor:
             raise StateError(f"{where} of an unknown format")
         _, events, silence, rate, freshness = state.fields(values, 5, where)
         model = self.new(name)
-        model.events = state.count(events, f"{where}: events")
+        model.events = state.count(events, where, "events")
         try:
             model.silence = Silence.from_state(silence)
             model.rate = Rate.from_state(rate)

@@ -195,20 +195,20 @@ class Rate:
         bucket, count, partial, judged, level, trend, var, low, high, quiet = state.fields(
             values, 10, w
         )
-        rate.bucket = state.optional_count(bucket, f"{w}: bucket")
+        rate.bucket = state.optional_count(bucket, w, "bucket")
         rate.count, rate.judged = (
-            state.count(count, f"{w}: count"),
-            state.count(judged, f"{w}: judged"),
+            state.count(count, w, "count"),
+            state.count(judged, w, "judged"),
         )
         rate.partial, rate.quiet = (
-            state.flag(partial, f"{w}: partial"),
-            state.count(quiet, f"{w}: quiet"),
+            state.flag(partial, w, "partial"),
+            state.count(quiet, w, "quiet"),
         )
-        rate.level = state.number(level, f"{w}: level", -_MAX_LOG, _MAX_LOG)
-        rate.trend = state.number(trend, f"{w}: trend", -_MAX_LOG, _MAX_LOG)
-        rate.var = state.number(var, f"{w}: var", 0.0)
+        rate.level = state.number(level, w, "level", -_MAX_LOG, _MAX_LOG)
+        rate.trend = state.number(trend, w, "trend", -_MAX_LOG, _MAX_LOG)
+        rate.var = state.number(var, w, "var", 0.0)
         rate.low, rate.high = (
-            state.number(low, f"{w}: low", 0.0),
-            state.number(high, f"{w}: high", 0.0),
+            state.number(low, w, "low", 0.0),
+            state.number(high, w, "high", 0.0),
         )
         return rate

@@ -148,13 +148,13 @@ class Silence:
         """Checked: times are non-negative integers, the longest gap a finite duration."""
         silence, w = cls(), "silence state"
         last_ms, last_ts, last_id, longest, longest_at, gaps, silent = state.fields(values, 7, w)
-        silence.last_ms = state.optional_count(last_ms, f"{w}: last_ms")
-        silence.last_ts = state.optional_count(last_ts, f"{w}: last_ts")
-        silence.last_id = state.optional_text(last_id, f"{w}: last_id")
-        silence.longest = state.number(longest, f"{w}: longest", 0.0)
-        silence.longest_at = state.count(longest_at, f"{w}: longest_at")
+        silence.last_ms = state.optional_count(last_ms, w, "last_ms")
+        silence.last_ts = state.optional_count(last_ts, w, "last_ts")
+        silence.last_id = state.optional_text(last_id, w, "last_id")
+        silence.longest = state.number(longest, w, "longest", 0.0)
+        silence.longest_at = state.count(longest_at, w, "longest_at")
         silence.gaps, silence.silent = (
-            state.count(gaps, f"{w}: gaps"),
-            state.flag(silent, f"{w}: silent"),
+            state.count(gaps, w, "gaps"),
+            state.flag(silent, w, "silent"),
         )
         return silence

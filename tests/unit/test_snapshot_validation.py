@@ -139,6 +139,13 @@ def test_the_other_models_continue_exactly_and_the_rejected_one_starts_afresh() 
     assert restored.snapshot(["m0"]) == fresh.snapshot(["m0"])
 
 
+def test_a_cooldown_is_never_restored_longer_than_configured() -> None:
+    restored = engine()
+    assert restored.restore(corrupted((*VALUE_A, 1), 2**63)).rejected == ()
+    (stream,) = [s for s in restored.streams(["m0"]) if s.id.name == "a" and s.id.kind == "value"]
+    assert stream.quiet_until == stream.n + settings_with_everything().cooldown_events
+
+
 def test_a_valid_snapshot_restores_every_model() -> None:
     assert engine().restore(orjson.dumps(GOOD)) == Restored(("m0", "m1"), ())
 
