@@ -50,6 +50,30 @@ class Evicted:
     """Final silence alerts of those not already reported silent."""
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedModel:
+    """A model whose snapshot record failed validation; it starts afresh."""
+
+    model: str
+    reason: str
+    """For humans and logs: the first field found at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What :meth:`Engine.restore` did with each model of a snapshot."""
+
+    models: tuple[str, ...] = ()
+    """Models whose state was restored, in snapshot order."""
+    rejected: tuple[RejectedModel, ...] = ()
+    """Models whose state was invalid: they hold no state now, so their next event starts
+    them afresh, as if they were new."""
+
+
+_ERROR_STREAMS = frozenset({"error", "loss"})
+"""The names :class:`~streamproc.events.OutcomeEvent` gives error streams."""
+
+
 class _Feature:
     """The streams of one feature of one model."""
 
@@ -310,11 +334,14 @@ class Engine:
         body = {name: _encode_model(self._models[name]) for name in names if name in self._models}
         return state.dumps({"version": SNAPSHOT_VERSION, "models": body})
 
-    def restore(self, data: bytes) -> int:
-        """Load the models of a snapshot (replacing any state held for them).
+    def restore(self, data: bytes) -> Restored:
+        """Load the models of a snapshot, replacing any state held for them.
 
-        Returns the number of models restored; raises :class:`StateError` on
-        a snapshot that is corrupt or of an unknown version.
+        Each model is validated on its own (types and ranges of every field, detector state
+        included): a model that fails holds no state afterwards, and is listed in
+        :attr:`Restored.rejected` with the reason, while the others restore. Raises
+        :class:`StateError` only when the snapshot as a whole is unreadable: not JSON, of an
+        unknown version, or without a ``models`` mapping.
         """
         body = state.loads(data)
         if not isinstance(body, dict) or body.get("version") != SNAPSHOT_VERSION:
@@ -322,36 +349,58 @@ class Engine:
         models = body.get("models")
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
+        restored: list[str] = []
+        rejected: list[RejectedModel] = []
         for name, encoded in models.items():
-            self._models[name] = self._decode_model(str(name), encoded)
-        return len(models)
+            try:
+                self._models[name] = self._decode_model(name, encoded)
+            except StateError as exc:
+                self._models.pop(name, None)
+                rejected.append(RejectedModel(name, str(exc)))
+            else:
+                restored.append(name)
+        return Restored(tuple(restored), tuple(rejected))
 
     def _decode_model(self, name: str, encoded: Any) -> _Model:
-        try:
-            # A fifth item is arrival state; snapshots from before it restore without it.
-            features, prediction, errors, correctness, *arrival = encoded
-            model = _Model()
-            for fname, (value, missing, categories) in features.items():
-                feature = _Feature(self._restored(name, StreamKind.MISSING_RATE, fname, missing))
-                if value is not None:
-                    feature.value = self._restored(name, StreamKind.VALUE, fname, value)
-                feature.categories = {str(k): int(v) for k, v in categories.items()}
-                model.features[fname] = feature
-            if prediction is not None:
-                model.prediction = self._restored(
-                    name, StreamKind.PREDICTION, "prediction", prediction
-                )
-            for ename, encoded_error in errors.items():
-                model.errors[ename] = self._restored(name, StreamKind.ERROR, ename, encoded_error)
-            if correctness is not None:
-                model.correctness = self._restored(
-                    name, StreamKind.CORRECTNESS, "correctness", correctness
-                )
-            if arrival and arrival[0] is not None and self._arrival is not None:
-                model.arrival = self._arrival.restore(name, arrival[0])
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise StateError(f"snapshot: model {name!r} is malformed: {exc}") from exc
+        """One model's record, checked throughout; StateError names the first fault."""
+        where = f"model {name!r}"
+        # A fifth item is arrival state; snapshots from before it restore without it.
+        if type(encoded) is not list or len(encoded) not in (4, 5):
+            raise StateError(f"{where}: expected a list of 4 or 5 items")
+        features, prediction, errors, correctness, *arrival = encoded
+        if type(features) is not dict or type(errors) is not dict:
+            raise StateError(f"{where}: features and errors must be mappings")
+        model = _Model()
+        for fname, encoded_feature in features.items():
+            model.features[fname] = self._decode_feature(name, fname, encoded_feature)
+        if prediction is not None:
+            model.prediction = self._restored(name, StreamKind.PREDICTION, "prediction", prediction)
+        for ename, encoded_error in errors.items():
+            if ename not in _ERROR_STREAMS:
+                raise StateError(f"{where}: unknown error stream {ename[:40]!r}")
+            model.errors[ename] = self._restored(name, StreamKind.ERROR, ename, encoded_error)
+        if correctness is not None:
+            model.correctness = self._restored(
+                name, StreamKind.CORRECTNESS, "correctness", correctness
+            )
+        if arrival and arrival[0] is not None and self._arrival is not None:
+            model.arrival = self._arrival.restore(name, arrival[0])
         return model
+
+    def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
+        where = f"model {model!r}, feature {name[:40]!r}"
+        value, missing, categories = state.fields(encoded, 3, where)
+        feature = _Feature(self._restored(model, StreamKind.MISSING_RATE, name, missing))
+        if value is not None:
+            feature.value = self._restored(model, StreamKind.VALUE, name, value)
+        if type(categories) is not dict or len(categories) > MAX_CATEGORIES + 1:
+            raise StateError(
+                f"{where}: categories must be a mapping of at most {MAX_CATEGORIES + 1}"
+            )
+        feature.categories = {
+            k: state.count(v, where, "category count") for k, v in categories.items()
+        }
+        return feature
 
     def _restored(self, model: str, kind: StreamKind, name: str, values: Any) -> Stream:
         stream = self._stream(model, kind, name)

@@ -9,15 +9,25 @@ with a reason instead of crashing or dropping it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, NoReturn
 
 import orjson
 
 from streamproc.settings import Limits
 from streamproc.timestamps import MAX_EPOCH_MS, rfc3339_to_ms
+
+MAX_ABS_NUMBER: Final = 1e100
+"""Largest magnitude of a feature value, prediction, error or loss (``out_of_range`` beyond).
+
+Detectors and warm-up statistics square their inputs and sum them over the stream's life:
+with |x| <= 1e100 a sum of squares stays below 1e212 even after 10**12 events, far from a
+double's 1.8e308, so every state stays finite and restorable. 1e160 followed by 0 would
+make the warm-up variance infinite, and a snapshot of it unrestorable."""
+LABEL_FLOAT_LIMIT: Final = 2.0**63
+"""A number label read as a float must be smaller in magnitude: every integer beyond 64 bits
+becomes such a float, so an exact class id cannot be told from a lossy one."""
 
 
 class EventKind(StrEnum):
@@ -63,13 +73,18 @@ class Reason(StrEnum):
     """The event arrived on another partition than the one Kafka's default (murmur2)
     partitioner assigns to its model id, so its state would split (checked by the worker;
     docs/partitioning.md)."""
+    OUT_OF_RANGE = "out_of_range"
+    """A number beyond what the detectors compute with safely or exactly: a feature value,
+    prediction, error or loss beyond +/-:data:`MAX_ABS_NUMBER` (1e100), or a numeric
+    ``y_true``/``y_pred`` beyond 64-bit integers."""
     FUTURE_TIMESTAMP = "future_timestamp"
     """The event's ``ts`` is more than ``arrival.max_future_seconds`` ahead of processing time
     (checked by the engine, which knows the processing time)."""
 
 
 Feature = float | str | None
-"""A decoded feature value: a finite float (numbers, booleans as 0/1), a category, or missing."""
+"""A decoded feature value: a float within +/-:data:`MAX_ABS_NUMBER` (numbers, booleans as
+0/1), a category, or missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +116,8 @@ class OutcomeEvent:
     ts: int
     """Event time in epoch milliseconds (the receive time when the producer sent none)."""
     error: float
-    """0/1 misclassification (labels), absolute error (numbers), or the given error/loss."""
+    """0/1 misclassification (labels), absolute error (numbers), or the given error/loss;
+    within +/-:data:`MAX_ABS_NUMBER` (decode refuses the rest)."""
     error_name: str = "error"
     """Name of the error stream: ``loss`` when the producer sent a loss, else ``error``."""
     correct: bool | None = None
@@ -326,7 +342,8 @@ def _ts(value: object) -> int | None:
 def _features(value: object, limits: Limits) -> dict[str, Feature]:
     """Validate ``features`` and convert its values in place (the dict is ours, fresh from orjson).
 
-    orjson yields no NaN or infinity (it rejects the message), so numbers need no finiteness test.
+    orjson yields no NaN or infinity (it rejects the message); floats are checked against
+    :data:`MAX_ABS_NUMBER`, integers need no check (orjson keeps them within 64 bits).
     """
     if type(value) is not dict:
         if value is None:
@@ -347,14 +364,18 @@ def _features(value: object, limits: Limits) -> dict[str, Feature]:
         if len(name) > max_length:
             _name(name, f"features.{_short(name)}", limits, required=True)
         kind = type(item)
-        if kind is float or item is None:
+        if kind is float:
+            if -MAX_ABS_NUMBER <= item <= MAX_ABS_NUMBER:
+                continue
+            _out_of_range(item, f"features.{_short(name)}")
+        if item is None:
             continue
         if kind is str:
             if len(item) > max_category:
                 _category(item, f"features.{_short(name)}", limits)
             continue
         if kind is int:
-            value[name] = float(item)
+            value[name] = float(item)  # at most 2**64 in magnitude (orjson), so within range
         elif kind is bool:
             value[name] = 1.0 if item else 0.0
         else:
@@ -364,7 +385,11 @@ def _features(value: object, limits: Limits) -> dict[str, Feature]:
 
 def _value(value: object, where: str) -> Feature:
     """A feature or prediction value: number or boolean to float, string kept, null missing."""
-    if type(value) is float or type(value) is str or value is None:
+    if type(value) is float:
+        if -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER:
+            return value
+        _out_of_range(value, where)
+    if type(value) is str or value is None:
         return value
     if type(value) is int:
         return float(value)
@@ -405,18 +430,29 @@ def _number(value: object, where: str) -> float | None:
     if value is None:
         return None
     if type(value) is int:
-        return float(value)  # orjson's ints fit in 64 bits, so in a float's range
+        return float(value)  # orjson's ints fit in 64 bits, so within MAX_ABS_NUMBER
     if type(value) is not float:
         raise _Reject(Reason.WRONG_TYPE, f"{where}: expected a number, got {_json_type(value)}")
-    if not math.isfinite(value):
-        raise _Reject(Reason.INVALID_VALUE, f"{where}: {value} is not a finite number")
+    if not -MAX_ABS_NUMBER <= value <= MAX_ABS_NUMBER:  # also refuses NaN
+        _out_of_range(value, where)
     return value
+
+
+def _out_of_range(value: float, where: str) -> NoReturn:
+    raise _Reject(
+        Reason.OUT_OF_RANGE,
+        f"{where}: {value:.17g} is beyond +/-{MAX_ABS_NUMBER:g}, the largest magnitude the "
+        "detectors take",
+    )
 
 
 def _labels(y_true: object, y_pred: object) -> tuple[float | None, bool | None]:
     """(error, correct) from a truth/prediction pair; classification when both are labels.
 
-    Both JSON integers count as class ids; a float on either side makes it regression.
+    Both JSON integers count as class ids, compared exactly; a float on either side makes it
+    regression. orjson reads an integer beyond 64 bits as the nearest float, so a number label
+    read as a float of magnitude 2**63 or more may be a class id that lost its last digits:
+    it is refused (``out_of_range``), never compared approximately.
     """
     if y_true is None or y_pred is None:
         if y_true is None and y_pred is None:
@@ -429,14 +465,18 @@ def _labels(y_true: object, y_pred: object) -> tuple[float | None, bool | None]:
             raise _Reject(
                 Reason.WRONG_TYPE, f"{where}: expected a string, number or boolean, got {got}"
             )
+        if type(value) is float and not -LABEL_FLOAT_LIMIT < value < LABEL_FLOAT_LIMIT:
+            raise _Reject(
+                Reason.OUT_OF_RANGE,
+                f"{where}: {value:.17g} is beyond 64-bit integers, where JSON decoding loses "
+                "digits; send such class ids as strings",
+            )
     if type(y_true) is type(y_pred) and type(y_true) is not float:
         correct = y_true == y_pred
         return (0.0 if correct else 1.0), correct
     if type(y_true) in _NUMBERS and type(y_pred) in _NUMBERS:
-        error = abs(y_true - y_pred)  # type: ignore[operator]
-        if not math.isfinite(error):
-            raise _Reject(Reason.INVALID_VALUE, "y_true, y_pred: the difference overflows")
-        return float(error), None
+        # Both within 2**64 in magnitude, so the difference is far within MAX_ABS_NUMBER.
+        return float(abs(y_true - y_pred)), None  # type: ignore[operator]
     got = f"{_json_type(y_true)} and {_json_type(y_pred)}"
     raise _Reject(Reason.WRONG_TYPE, f"y_true, y_pred: expected values of one type, got {got}")
 

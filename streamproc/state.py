@@ -33,6 +33,7 @@ import functools
 import math
 import random
 import struct
+import sys
 import types
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -139,6 +140,66 @@ def loads(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise StateError(f"snapshot is not valid JSON: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# Checked fields of plain state (streams, arrival): a snapshot is input like any other, and
+# a string, boolean, NaN or negative count where a number belongs must not reach the math.
+
+_FLOAT_MAX: Final = sys.float_info.max
+
+
+def count(value: object, where: str, name: str) -> int:
+    """A non-negative integer (JSON booleans are not integers here). ``where`` and ``name``
+    make the message, built only on failure: recovery restores 100,000s of streams."""
+    if type(value) is not int or value < 0:
+        raise StateError(f"{where}: {name}: expected a non-negative integer, got {_shown(value)}")
+    return value
+
+
+def optional_count(value: object, where: str, name: str) -> int | None:
+    return None if value is None else count(value, where, name)
+
+
+def number(
+    value: object, where: str, name: str, low: float = -_FLOAT_MAX, high: float = _FLOAT_MAX
+) -> float:
+    """A finite number within ``[low, high]``, as a float."""
+    if (type(value) is not float and type(value) is not int) or not low <= value <= high:
+        raise StateError(
+            f"{where}: {name}: expected a number in [{low:g}, {high:g}], got {_shown(value)}"
+        )
+    return float(value)
+
+
+def optional_number(
+    value: object, where: str, name: str, low: float = -_FLOAT_MAX, high: float = _FLOAT_MAX
+) -> float | None:
+    return None if value is None else number(value, where, name, low, high)
+
+
+def flag(value: object, where: str, name: str) -> bool:
+    if type(value) is not bool:
+        raise StateError(f"{where}: {name}: expected true or false, got {_shown(value)}")
+    return value
+
+
+def optional_text(value: object, where: str, name: str) -> str | None:
+    if value is not None and type(value) is not str:
+        raise StateError(f"{where}: {name}: expected a string or null, got {_shown(value)}")
+    return value
+
+
+def fields(values: object, n: int, where: str) -> list[Any]:
+    """A state list of exactly ``n`` items."""
+    if type(values) is not list or len(values) != n:
+        raise StateError(f"{where}: expected a list of {n} values")
+    return values
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,6 +365,10 @@ def _decode_like_scalar(value: Any, template: Any, path: str) -> Any:
         ok = _is_number(decoded)
     if not ok:
         raise StateError(f"{path}: expected a value like {template!r}, got {decoded!r}")
+    if type(decoded) is float and not math.isfinite(decoded) and decoded != template:
+        # Only where a fresh detector holds the same one (Page-Hinkley's initial minimum is
+        # inf): elsewhere NaN or inf would silence the detector for good.
+        raise StateError(f"{path}: non-finite {decoded!r} where a finite number belongs")
     return decoded
 
 
@@ -350,8 +415,8 @@ def _decode_deque(value: Any, template: deque[Any], path: str) -> deque[Any]:
     if not isinstance(items, list) or (maxlen is not None and len(items) > maxlen):
         raise StateError(f"{path}: deque items must be a list of at most maxlen values")
     decoded = [_decode_scalar(v, f"{path}[]") for v in items]
-    if not all(_is_number(v) or isinstance(v, bool) for v in decoded):
-        raise StateError(f"{path}: deque items must be numbers or booleans")
+    if not all(isinstance(v, bool) or (_is_number(v) and math.isfinite(v)) for v in decoded):
+        raise StateError(f"{path}: deque items must be finite numbers or booleans")
     return deque(decoded, maxlen=template.maxlen)
 
 
@@ -442,6 +507,8 @@ def _check_ewmean_state(blob: bytes, fresh: bytes, path: str) -> None:
         raise StateError(f"{path}: RsEWMean state does not match its parameters")
     if blob[24] not in (0, 1):
         raise StateError(f"{path}: RsEWMean state has an invalid flag")
+    if not _finite(blob, 0, 1):
+        raise StateError(f"{path}: RsEWMean mean is not finite")
 
 
 # delta, clock, max_buckets, min_window_length, grace_period, total, variance, width,
@@ -449,6 +516,8 @@ def _check_ewmean_state(blob: bytes, fresh: bytes, path: str) -> None:
 # then per level: max_size, used, len(totals), totals, len(variances), variances;
 # then the constructor arguments again.
 _ADWIN_HEAD = struct.Struct("<diQdd dddd iiii Q")
+_ADWIN_STATS = struct.calcsize("<diQdd")
+"""Offset of the four doubles total, variance, width, total_width in the head."""
 _ADWIN_LEVEL = struct.Struct("<QQQ")
 _ADWIN_LEN = struct.Struct("<Q")
 _ADWIN_TAIL = struct.Struct("<diQii")
@@ -463,6 +532,8 @@ def _check_adwin_state(blob: bytes, args: tuple[Any, ...], path: str) -> None:
     head = _ADWIN_HEAD.unpack_from(blob)
     if head[:5] != (delta, clock, max_buckets, float(min_window), float(grace)):
         raise StateError(f"{path}: ADWIN state does not match its parameters")
+    if not _finite(blob, _ADWIN_STATS, 4):  # total, variance, width, total_width
+        raise StateError(f"{path}: ADWIN statistics are not finite")
     width, levels = head[7], head[13]
     array = 8 * (max_buckets + 1)
     level_size = _ADWIN_LEVEL.size + array + _ADWIN_LEN.size + array
@@ -478,6 +549,9 @@ def _check_adwin_state(blob: bytes, args: tuple[Any, ...], path: str) -> None:
         if size != max_buckets or used > size or n_totals != array // 8 or n_variances != n_totals:
             raise StateError(f"{path}: ADWIN bucket level {level} is inconsistent")
         counted += used << level
+    # Read as doubles, the levels' u64 fields (checked small above) are finite subnormals.
+    if not _finite(blob, _ADWIN_HEAD.size, levels * level_size // 8):
+        raise StateError(f"{path}: ADWIN buckets hold non-finite values")
     if levels > 1 and used == 0:
         raise StateError(f"{path}: ADWIN state ends with an empty bucket level")
     if width != counted:
@@ -485,3 +559,9 @@ def _check_adwin_state(blob: bytes, args: tuple[Any, ...], path: str) -> None:
     tail = _ADWIN_TAIL.unpack_from(blob, len(blob) - _ADWIN_TAIL.size)
     if tail != (delta, clock, max_buckets, min_window, grace):
         raise StateError(f"{path}: ADWIN state does not match its parameters")
+
+
+def _finite(blob: bytes, offset: int, n: int) -> bool:
+    """Whether the ``n`` little-endian doubles at ``offset`` are all finite: their sum is
+    (one C loop; a sum beyond 1.8e308 is refused too, which bounded inputs never reach)."""
+    return math.isfinite(sum(struct.unpack_from(f"<{n}d", blob, offset)))

@@ -20,6 +20,7 @@ from river import drift
 from streamproc import detectors, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.errors import StateError
+from streamproc.events import MAX_ABS_NUMBER
 from streamproc.settings import DetectorSpec, StreamKind, StreamPolicy
 
 DetectorFactory = Callable[[DetectorSpec, bool], Any]
@@ -34,6 +35,12 @@ CLIP = 4.0
 of a heavy-tailed stream then moves a CUSUM-type detector by at most 4 sigma."""
 _STANDARDIZED, _RAW, _FLIPPED = 0, 1, 2
 """What a detector reads: (x - warm-up mean) / warm-up std, x, or 1 - x."""
+MIN_SCALE = 1.0 / MAX_ABS_NUMBER
+"""Floor of the warm-up scale: with inputs within +/-MAX_ABS_NUMBER, a standardized value or a
+change magnitude stays below 2e200 (a warm-up of identical subnormals would give 5e-324, and
+1.0 / 5e-324 is inf)."""
+_STATE_BOUND = 2 * MAX_ABS_NUMBER
+"""Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
 NO_ALERTS: tuple[Alert, ...] = ()
 """What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
@@ -186,7 +193,8 @@ class Stream:
         if self.warm_n >= self.warmup:
             std = math.sqrt(self.warm_m2 / (self.warm_n - 1))
             self.offset = self.warm_mean
-            self.scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
+            scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
+            self.scale = scale if scale >= MIN_SCALE else MIN_SCALE
 
     def _update_raw_only(
         self, x: float, event_id: str | None, ts: int, now_ms: int
@@ -281,21 +289,44 @@ class Stream:
             [state.encode_detector(det) for det in self._detectors],
         ]
 
-    def restore(self, values: list[Any]) -> None:
+    def restore(self, values: object) -> None:
         """Continue from :meth:`to_state` output. Detectors whose configuration changed since
-        the snapshot start afresh (the others continue exactly)."""
+        the snapshot start afresh (the others continue exactly).
+
+        Every field is checked (types, counts non-negative, statistics finite and within what
+        inputs bounded by :data:`~streamproc.events.MAX_ABS_NUMBER` can produce): StateError
+        names the first bad one, and the stream is left unchanged.
+        """
+        where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
+        (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
+            state.fields(values, 11, where)
+        )
+        n = state.count(n, where, "n")
+        quiet = state.count(quiet, where, "quiet_until")
+        warm_n, ref_n = (
+            state.count(warm_n, where, "warm_n"),
+            state.count(ref_n, where, "ref_n"),
+        )
+        if warm_n > n or ref_n > n:
+            raise StateError(f"{where}: warm_n {warm_n} or ref_n {ref_n} exceeds n {n}")
+        bound = _STATE_BOUND
+        warm_mean = state.number(warm_mean, where, "warm_mean", -bound, bound)
+        warm_m2 = state.number(warm_m2, where, "warm_m2", 0.0)
+        offset = state.number(offset, where, "offset", -bound, bound)
+        scale = state.optional_number(scale, where, "scale", MIN_SCALE, 2 * bound)
+        ref_mean = state.number(ref_mean, where, "ref_mean", -bound, bound)
+        recent = state.optional_number(recent, where, "recent", -bound, bound)
+        if type(dets) is not list:
+            raise StateError(f"{where}: detectors must be a list")
         try:
-            (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
-                values
-            )
             restored = [state.decode_detector(d) for d in dets]
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"stream {self.id}: malformed state: {exc}") from exc
-        self.n, self.quiet_until, self.warm_n, self.ref_n = int(n), int(quiet), int(warm_n), ref_n
-        self.warm_mean, self.warm_m2, self.offset = float(warm_mean), float(warm_m2), float(offset)
-        self.scale = None if scale is None else float(scale)
-        self.ref_mean = float(ref_mean)
-        self.recent = None if recent is None else float(recent)
+        except StateError as exc:
+            raise StateError(f"{where}: {exc}") from exc
+        # A cooldown never outlasts the configured one (a huge value would silence the stream).
+        self.n, self.quiet_until = n, min(quiet, n + self.cooldown)
+        self.warm_n, self.ref_n = warm_n, ref_n
+        self.warm_mean, self.warm_m2, self.offset = warm_mean, warm_m2, offset
+        self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det

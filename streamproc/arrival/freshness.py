@@ -21,7 +21,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc.errors import StateError
+from streamproc import state
+
+_MAX_LOG_LAG = 700.0
+"""Bound on restored lag means: expm1 of them stays finite."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +111,11 @@ class Freshness:
 
     @classmethod
     def from_state(cls, values: Any) -> Freshness:
-        freshness = cls()
-        try:
-            n, baseline, recent, late = values
-            freshness.n, freshness.late = int(n), bool(late)
-            freshness.baseline, freshness.recent = float(baseline), float(recent)
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"freshness state is malformed: {exc}") from exc
+        """Checked: the means are of log(1 + seconds) >= 0, and an alert takes ``expm1`` of
+        them, which must not overflow (legitimate values stay below 45)."""
+        freshness, w = cls(), "freshness state"
+        n, baseline, recent, late = state.fields(values, 4, w)
+        freshness.n, freshness.late = state.count(n, w, "n"), state.flag(late, w, "late")
+        freshness.baseline = state.number(baseline, w, "baseline", 0.0, _MAX_LOG_LAG)
+        freshness.recent = state.number(recent, w, "recent", 0.0, _MAX_LOG_LAG)
         return freshness

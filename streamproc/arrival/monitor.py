@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from streamproc import state
 from streamproc.alerts import Alert
 from streamproc.arrival import alerting
 from streamproc.arrival.freshness import Freshness, FreshnessChange, FreshnessParams
@@ -252,17 +253,18 @@ class ArrivalMonitor:
     def restore(self, name: str, values: Any) -> ModelArrival:
         """Rebuild a model's state from :meth:`ModelArrival.to_state` output, under the
         current configuration. Not restored: when this process began watching it."""
+        where = f"model {name!r}: arrival state"
         if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
-            raise StateError(f"model {name!r}: arrival state of an unknown format")
+            raise StateError(f"{where} of an unknown format")
+        _, events, silence, rate, freshness = state.fields(values, 5, where)
+        model = self.new(name)
+        model.events = state.count(events, where, "events")
         try:
-            _, events, silence, rate, freshness = values
-            model = self.new(name)
-            model.events = int(events)
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"model {name!r}: arrival state is malformed: {exc}") from exc
-        model.silence = Silence.from_state(silence)
-        model.rate = Rate.from_state(rate)
-        model.freshness = Freshness.from_state(freshness)
+            model.silence = Silence.from_state(silence)
+            model.rate = Rate.from_state(rate)
+            model.freshness = Freshness.from_state(freshness)
+        except StateError as exc:
+            raise StateError(f"{where}: {exc}") from exc
         return model
 
     def _policy(self, model: str) -> _Policy:

@@ -25,7 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.errors import StateError
+from streamproc import state
+
+_MAX_LOG = 350.0
+"""Bound on a restored level or trend: exp(level + trend) stays finite."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +189,26 @@ class Rate:
 
     @classmethod
     def from_state(cls, values: Any) -> Rate:
-        rate = cls()
-        try:
-            bucket, count, partial, judged, level, trend, var, low, high, quiet = values
-            rate.bucket = None if bucket is None else int(bucket)
-            rate.count, rate.partial, rate.judged = int(count), bool(partial), int(judged)
-            rate.level, rate.trend, rate.var = float(level), float(trend), float(var)
-            rate.low, rate.high, rate.quiet = float(low), float(high), int(quiet)
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"rate state is malformed: {exc}") from exc
+        """Checked: ``level`` and ``trend`` are logs of counts, and ``exp`` of their sum must
+        not overflow on the next bucket (legitimate values stay below 50)."""
+        rate, w = cls(), "rate state"
+        bucket, count, partial, judged, level, trend, var, low, high, quiet = state.fields(
+            values, 10, w
+        )
+        rate.bucket = state.optional_count(bucket, w, "bucket")
+        rate.count, rate.judged = (
+            state.count(count, w, "count"),
+            state.count(judged, w, "judged"),
+        )
+        rate.partial, rate.quiet = (
+            state.flag(partial, w, "partial"),
+            state.count(quiet, w, "quiet"),
+        )
+        rate.level = state.number(level, w, "level", -_MAX_LOG, _MAX_LOG)
+        rate.trend = state.number(trend, w, "trend", -_MAX_LOG, _MAX_LOG)
+        rate.var = state.number(var, w, "var", 0.0)
+        rate.low, rate.high = (
+            state.number(low, w, "low", 0.0),
+            state.number(high, w, "high", 0.0),
+        )
         return rate

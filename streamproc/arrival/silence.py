@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streamproc.errors import StateError
+from streamproc import state
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +145,16 @@ class Silence:
 
     @classmethod
     def from_state(cls, values: Any) -> Silence:
-        silence = cls()
-        try:
-            last_ms, last_ts, last_id, longest, longest_at, gaps, silent = values
-            silence.last_ms = None if last_ms is None else int(last_ms)
-            silence.last_ts = None if last_ts is None else int(last_ts)
-            silence.last_id = None if last_id is None else str(last_id)
-            silence.longest, silence.longest_at = float(longest), int(longest_at)
-            silence.gaps, silence.silent = int(gaps), bool(silent)
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"silence state is malformed: {exc}") from exc
+        """Checked: times are non-negative integers, the longest gap a finite duration."""
+        silence, w = cls(), "silence state"
+        last_ms, last_ts, last_id, longest, longest_at, gaps, silent = state.fields(values, 7, w)
+        silence.last_ms = state.optional_count(last_ms, w, "last_ms")
+        silence.last_ts = state.optional_count(last_ts, w, "last_ts")
+        silence.last_id = state.optional_text(last_id, w, "last_id")
+        silence.longest = state.number(longest, w, "longest", 0.0)
+        silence.longest_at = state.count(longest_at, w, "longest_at")
+        silence.gaps, silence.silent = (
+            state.count(gaps, w, "gaps"),
+            state.flag(silent, w, "silent"),
+        )
         return silence

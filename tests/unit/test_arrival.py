@@ -198,9 +198,9 @@ def test_snapshots_without_arrival_state_still_restore() -> None:
     for i in range(50):
         old.process(event("m", T0 + i * S, i), T0 + i * S)
     new = engine()
-    assert new.restore(old.snapshot()) == 1
+    assert new.restore(old.snapshot()).models == ("m",)
     assert simulate(new, {"m": always}, range(50, 100)) == []
-    assert Engine(EngineSettings(), Limits()).restore(new.snapshot()) == 1
+    assert Engine(EngineSettings(), Limits()).restore(new.snapshot()).models == ("m",)
 
 
 def test_snapshot_and_restore_continue_exactly_with_arrival_state() -> None:

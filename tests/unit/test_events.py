@@ -442,7 +442,7 @@ def test_outcome_reduction(
         ({"y_true": True, "y_pred": 1}, Reason.WRONG_TYPE, "y_true, y_pred"),
         ({"y_true": [1], "y_pred": [1]}, Reason.WRONG_TYPE, "y_true"),
         ({"y_true": 1, "y_pred": {"p": 1}}, Reason.WRONG_TYPE, "y_pred"),
-        ({"y_true": 1.7e308, "y_pred": -1.7e308}, Reason.INVALID_VALUE, "y_true, y_pred"),
+        ({"y_true": 1.7e308, "y_pred": -1.7e308}, Reason.OUT_OF_RANGE, "y_true"),
         ({"error": "0.5"}, Reason.WRONG_TYPE, "error"),
         ({"error": True}, Reason.WRONG_TYPE, "error"),
         ({"loss": [0.5]}, Reason.WRONG_TYPE, "loss"),
