@@ -76,7 +76,8 @@ class Failure:
     """An exception caught while processing, and the model whose state it cost."""
 
     stage: str
-    """Where: ``decode``, ``event`` (the engine), ``tick``, ``restore`` or ``send``."""
+    """Where: ``decode``, ``event`` (the engine), ``tick``, ``restore``, ``snapshot`` or
+    ``send``."""
     error: Exception
     model: str | None = None
     """The model whose state was reset (dropped, to start afresh), or None."""
@@ -215,6 +216,16 @@ class Pipeline:
             self.partition_of[model] = partition
             self.dirty.setdefault(partition, set()).add(model)
 
+    def snapshot(self, model: str, partition: int) -> bytes:
+        """``model``'s state for a checkpoint; one whose state cannot be encoded is reset
+        (and stored empty) rather than failing every checkpoint of every partition."""
+        try:
+            return self.engine.snapshot([model])
+        except Exception as exc:
+            self.reset(model, partition)
+            self._unreported.append(Failure("snapshot", exc, model))
+            return self.engine.snapshot([model])
+
     def _output(self) -> Output:
         out = Output()
         if self._unreported:
@@ -241,7 +252,7 @@ class Pipeline:
                 out.failures.append(Failure("decode", exc))
                 rejection = _internal_rejection(exc, None)
                 out.dead_letters.append(
-                    DeadLetter(record, rejection, record.value or b"", record.key, exc)
+                    DeadLetter(record, rejection, _value(record), record.key, exc)
                 )
         return out
 
@@ -311,6 +322,10 @@ class Pipeline:
         if event.ts_given:
             out.latencies_ms.append(now_ms - event.ts)
         return None
+
+
+def _value(record: Record) -> bytes:
+    return b"" if record.value is None else record.value
 
 
 def _internal_rejection(exc: Exception, model: str | None) -> Rejection:

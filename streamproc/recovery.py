@@ -70,9 +70,9 @@ def checkpoint_records(
     """
     models = pipeline.dirty.pop(partition, set())
     offsets = pipeline.offsets(partition)
-    engine = pipeline.engine
+    snapshot = pipeline.snapshot  # a model whose state cannot be encoded is reset, stored empty
     records = [
-        (model_key(m), encode_model(m, pipeline.captured(m, offsets), engine.snapshot([m])))
+        (model_key(m), encode_model(m, pipeline.captured(m, offsets), snapshot(m, partition)))
         for m in models
     ]
     owned = len(pipeline.models_of(partition))
