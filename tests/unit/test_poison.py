@@ -7,6 +7,7 @@ raises for it (the factory is not told the model; the spec is how it tells).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from typing import Any
@@ -16,12 +17,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streamproc.alerts import Alert
+from streamproc.app import StreamprocApp
 from streamproc.checkpoints import ModelRecord, PartitionCheckpoint, read_partition
 from streamproc.engine import Engine
 from streamproc.events import EventKind, Reason
 from streamproc.logs import RejectionLog
 from streamproc.metrics import Metrics
-from streamproc.pipeline import Pipeline, Record
+from streamproc.pipeline import Output, Pipeline, Record
 from streamproc.recovery import checkpoint_records
 from streamproc.settings import (
     ArrivalOverride,
@@ -30,6 +32,7 @@ from streamproc.settings import (
     EngineSettings,
     Limits,
     Override,
+    load_settings,
 )
 from streamproc.streams import default_factory
 
@@ -234,3 +237,26 @@ def test_internal_errors_are_counted_and_logged_with_their_traceback(
     [line] = caplog.records
     assert line.levelno == logging.ERROR
     assert line.exc_info is not None and line.exc_info[1] is error
+
+
+class Sink:
+    """Stands in for a Faust topic: records what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, **message: Any) -> None:
+        self.sent.append(message)
+
+
+async def test_an_alert_that_cannot_be_serialized_is_left_out_and_the_others_are_sent() -> None:
+    good = Pipeline(Engine(EngineSettings(), Limits()), Limits()).handle(shifting(["a", "b"]), T0)
+    broken = dataclasses.replace(good.alerts[0], detector={"type": object()})
+    app = StreamprocApp(load_settings(environ={}))
+    app.alerts_topic, app.dead_letter_topic = Sink(), Sink()
+    out = Output(alerts=[broken, *good.alerts])
+
+    await app._send(out)
+
+    assert [m["value"] for m in app.alerts_topic.sent] == [a.to_json() for a in good.alerts]
+    assert [f.stage for f in out.failures] == ["send"]
