@@ -327,7 +327,7 @@ class Metrics:
 
     def internal_error(self, stage: str, *, reset: bool) -> None:
         """Count one exception caught while processing (``stage``: decode, event, tick,
-        restore, send) and, with ``reset``, the model state it cost."""
+        restore, snapshot, send) and, with ``reset``, the model state it cost."""
         self._internal_errors.labels(stage=stage).inc()
         if reset:
             self._model_resets.inc()

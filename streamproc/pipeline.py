@@ -8,7 +8,6 @@ callbacks.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -19,8 +18,6 @@ from streamproc.checkpoints import Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.events import Decoded, Event, EventKind, Reason, Rejection, decode
 from streamproc.settings import Limits
-
-log = logging.getLogger(__name__)
 
 HEADER_PREFIX = "streamproc."
 MAX_ERROR_DETAIL = 200
@@ -131,7 +128,8 @@ class Pipeline:
         """Longest key (in UTF-8 bytes) a model id can be: longer ones are not repeated on
         every rejected element's dead letter."""
         self._unreported: list[Failure] = []
-        """Failures outside a batch (restores), reported with the next output."""
+        """Failures outside a batch (restores, checkpoint snapshots), reported with the next
+        output."""
 
     def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
         """Load a partition's checkpoint; returns the watermark processing must resume from.
@@ -145,7 +143,6 @@ class Pipeline:
             except Exception as exc:  # one bad snapshot must not stop the partition
                 self.reset(model, partition)
                 self._unreported.append(Failure("restore", exc, model))
-                log.warning("recovery: model %r: state not restored, starts afresh: %s", model, exc)
         watermark = checkpoint.resume_offsets()
         self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
         return watermark
@@ -234,8 +231,8 @@ class Pipeline:
 
     def handle(self, records: Sequence[Record], now_ms: int) -> Output:
         """Run a batch. An exception while handling one record or event never escapes: that
-        record (or array element) becomes an ``internal_error`` dead letter, its model is
-        reset, and the rest of the batch goes on."""
+        record (or array element) becomes an ``internal_error`` dead letter, the event's model
+        is reset, and the rest of the batch goes on."""
         out = self._output()
         out.messages = len(records)
         for record in records:
