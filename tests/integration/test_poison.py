@@ -92,3 +92,4 @@ async def test_a_model_whose_detectors_raise_is_dead_lettered_and_the_rest_equal
     log = first.output() + second.output()
     assert "internal_error" in log and "RuntimeError: poisoned detector factory" in log
     assert "Traceback" in log, "the rejection line carries the traceback"
+    assert f"model {POISON!r}: state reset" in log
