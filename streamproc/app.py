@@ -27,7 +27,7 @@ import faust
 from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
 from streamproc.events import EventKind
-from streamproc.pipeline import Output, Pipeline, Record
+from streamproc.pipeline import Failure, Output, Pipeline, Record
 from streamproc.recovery import Recovery, RestoreReport, checkpoint_records
 from streamproc.settings import Settings
 from streamproc.topics import CHECKPOINT_MAX_BYTES
@@ -182,13 +182,24 @@ class StreamprocApp:
         return out
 
     async def _send(self, out: Output) -> None:
-        """Hand alerts (keyed by model) and dead letters (reason in headers) to the producer."""
+        """Hand alerts (keyed by model) and dead letters (reason in headers) to the producer.
+
+        One that cannot be serialized is left out and reported as a failure; the producer's
+        own errors (the broker) propagate, since retrying them is Faust's job."""
         for alert in out.alerts:
-            await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+            try:
+                value = alert.to_json()
+            except Exception as exc:  # one alert's bug must not lose the batch's other output
+                out.failures.append(Failure("send", exc))
+                continue
+            await self.alerts_topic.send(key=alert.model.encode(), value=value)
         for dead in out.dead_letters:
-            await self.dead_letter_topic.send(
-                key=dead.record.key, value=dead.value, headers=dead.headers()
-            )
+            try:
+                headers = dead.headers()
+            except Exception as exc:
+                out.failures.append(Failure("send", exc))
+                continue
+            await self.dead_letter_topic.send(key=dead.key, value=dead.value, headers=headers)
 
     async def _periodic_tick(self) -> None:
         try:
@@ -205,7 +216,7 @@ class StreamprocApp:
                 return Output()
             out = self.pipeline.tick(self.clock())
             await self._send(out)
-        if out.alerts or out.evicted:
+        if out.alerts or out.evicted or out.failures:
             self.hooks.on_output("", out, time.perf_counter() - started)
         return out
 

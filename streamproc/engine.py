@@ -169,14 +169,15 @@ class Engine:
             return result
         return Processed(result.alerts + alerts, None, result.updates)
 
-    def tick(self, now_ms: int) -> list[Alert]:
+    def tick(self, now_ms: int, failed: list[tuple[str, Exception]] | None = None) -> list[Alert]:
         """Let the arrival monitor see that time passed: silence alerts, if any (the worker
-        calls this from a timer; ``replay`` with event time)."""
+        calls this from a timer; ``replay`` with event time). With ``failed``, a model whose
+        check raises is listed there and the others are still checked."""
         arrival = self._arrival
         if arrival is None:
             return []
         models = ((n, m.arrival) for n, m in self._models.items() if m.arrival is not None)
-        return arrival.tick(models, now_ms)
+        return arrival.tick(models, now_ms, failed)
 
     def evict_idle(self, now_ms: int) -> Evicted:
         """Forget the models that sent nothing for ``limits.model_idle_seconds`` (clock time

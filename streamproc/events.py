@@ -80,6 +80,9 @@ class Reason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     """The event's ``ts`` is more than ``arrival.max_future_seconds`` ahead of processing time
     (checked by the engine, which knows the processing time)."""
+    INTERNAL_ERROR = "internal_error"
+    """Processing the message or event raised an exception (a bug, a detector that throws):
+    not the producer's fault; the model's state was reset (docs/dead-letters.md)."""
 
 
 Feature = float | str | None
@@ -151,6 +154,23 @@ class Decoded:
 
     events: list[Event] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    array: bool = False
+    """Whether the message was an array, whose elements have positions."""
+
+    def index_of(self, position: int) -> int | None:
+        """The array position of ``events[position]`` (None for a single-object message).
+
+        Events are the elements that were not rejected, in order, so the position is found
+        from the rejections alone: nothing is stored per event for the rare caller (an
+        event the engine refuses)."""
+        if not self.array:
+            return None
+        index = position
+        for rejection in self.rejections:  # ascending positions
+            if rejection.index is None or rejection.index > index:
+                break
+            index += 1
+        return index
 
 
 def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: Limits) -> Decoded:
@@ -187,7 +207,7 @@ def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: 
             Reason.TOO_MANY_EVENTS,
             f"message: {len(doc)} events; the limit is {limits.max_batch_events}",
         )
-    decoded = Decoded()
+    decoded = Decoded(array=True)
     for index, item in enumerate(doc):
         one = _event(item, kind, received_ms, limits, index)
         if isinstance(one, Rejection):

@@ -206,11 +206,22 @@ class RejectionLog:
         """Rejections held back since the last summary."""
         return sum(self._suppressed.values())
 
-    def rejected(self, topic: str, partition: int, offset: int, reason: str, message: str) -> None:
+    def rejected(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        reason: str,
+        message: str,
+        *,
+        error: BaseException | None = None,
+    ) -> None:
         """Log one rejected message as ``topic[partition]@offset: reason: message``.
 
         ``message`` is the rejection's detail; it is cut to ``max_detail``
-        characters because it may quote the producer's payload.
+        characters because it may quote the producer's payload. With ``error`` (an
+        ``internal_error``: our fault, not the producer's) the line is an ERROR with the
+        traceback.
         """
         if not self._bucket.allow():
             self._suppressed[str(reason)] += 1
@@ -218,8 +229,16 @@ class RejectionLog:
         self.flush()
         detail = message if len(message) <= self._max_detail else message[: self._max_detail] + "…"
         extra = {"topic": topic, "partition": partition, "offset": offset, "reason": str(reason)}
-        self._logger.warning(
-            "rejected %s[%d]@%d: %s: %s", topic, partition, offset, reason, detail, extra=extra
+        self._logger.log(
+            logging.WARNING if error is None else logging.ERROR,
+            "rejected %s[%d]@%d: %s: %s",
+            topic,
+            partition,
+            offset,
+            reason,
+            detail,
+            extra=extra,
+            exc_info=error,
         )
 
     def flush(self) -> None:

@@ -247,6 +247,17 @@ class Metrics:
         self._updates = Counter(
             "streamproc_detector_updates", "Values fed to drift detectors.", registry=r
         )
+        self._internal_errors = Counter(
+            "streamproc_internal_errors",
+            "Exceptions caught while processing, by stage; the work they hit is skipped.",
+            ["stage"],
+            registry=r,
+        )
+        self._model_resets = Counter(
+            "streamproc_model_resets",
+            "Models whose state was dropped (to start afresh) after an internal error.",
+            registry=r,
+        )
         self._alerts = Counter(
             "streamproc_alerts", "Drift alerts raised.", ["model", "kind", "detector"], registry=r
         )
@@ -345,6 +356,13 @@ class Metrics:
     def models_evicted(self, count: int) -> None:
         """Count models forgotten for being idle."""
         self._evicted.inc(count)
+
+    def internal_error(self, stage: str, *, reset: bool) -> None:
+        """Count one exception caught while processing (``stage``: decode, event, tick,
+        restore, snapshot, send) and, with ``reset``, the model state it cost."""
+        self._internal_errors.labels(stage=stage).inc()
+        if reset:
+            self._model_resets.inc()
 
     def detector_updates(self, count: int) -> None:
         """Count values fed to detectors by one batch."""

@@ -8,20 +8,22 @@ callbacks.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from streamproc.alerts import Alert
 from streamproc.checkpoints import Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
-from streamproc.events import Event, EventKind, Rejection, decode
+from streamproc.events import Decoded, Event, EventKind, Reason, Rejection, decode
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
 
 HEADER_PREFIX = "streamproc."
+MAX_ERROR_DETAIL = 200
+"""An internal error's message header is cut to this many characters (exception texts may
+quote data of any size)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +47,12 @@ class DeadLetter:
 
     record: Record
     rejection: Rejection
-
-    @property
-    def value(self) -> bytes:
-        """The original bytes; for one bad element of an array, that element alone."""
-        index = self.rejection.index
-        if index is None or self.record.value is None:
-            return self.record.value or b""
-        elements = orjson.loads(self.record.value)
-        return orjson.dumps(elements[index])
+    value: bytes
+    """The original bytes; for one element of an array message, that element's bytes alone."""
+    key: bytes | None
+    """The source key (dropped from an element's letter when it is too long to be a model id)."""
+    error: Exception | None = None
+    """For ``internal_error``: the exception, whose traceback the worker logs."""
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Why and where from, as Kafka headers (documented in docs/dead-letters.md)."""
@@ -68,6 +67,18 @@ class DeadLetter:
         if rejection.index is not None:
             headers.append((f"{HEADER_PREFIX}source.index", str(rejection.index).encode()))
         return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An exception caught while processing, and the model whose state it cost."""
+
+    stage: str
+    """Where: ``decode``, ``event`` (the engine), ``tick``, ``restore``, ``snapshot`` or
+    ``send``."""
+    error: Exception
+    model: str | None = None
+    """The model whose state was reset (dropped, to start afresh), or None."""
 
 
 @dataclass(slots=True)
@@ -88,6 +99,8 @@ class Output:
     """Highest offset handled per (topic, partition)."""
     evicted: list[str] = field(default_factory=list)
     """Models forgotten for being idle (a tick's output)."""
+    failures: list[Failure] = field(default_factory=list)
+    """Exceptions caught while producing this output (their records are dead letters too)."""
 
 
 KIND_INDEX = {EventKind.FEATURE: 0, EventKind.OUTCOME: 1}
@@ -119,11 +132,25 @@ class Pipeline:
         self._skip_model: dict[str, Offsets] = {}
         self.evicted: dict[int, set[str]] = {}
         """partition -> models forgotten since the last checkpoint (their records go)."""
+        self._max_key = 4 * limits.max_name_length
+        """Longest key (in UTF-8 bytes) a model id can be: longer ones are not repeated on
+        every rejected element's dead letter."""
+        self._unreported: list[Failure] = []
+        """Failures outside a batch (restores, checkpoint snapshots), reported with the next
+        output."""
 
     def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
-        """Load a partition's checkpoint; returns the watermark processing must resume from."""
-        for record in checkpoint.models.values():
-            self.engine.restore(record.snapshot)
+        """Load a partition's checkpoint; returns the watermark processing must resume from.
+
+        A model whose snapshot fails to load starts afresh (see :meth:`reset`) instead of
+        failing the partition: its state is lost, but no other model's, and the next
+        checkpoint replaces the bad snapshot."""
+        for model, record in checkpoint.models.items():
+            try:
+                self.engine.restore(record.snapshot)
+            except Exception as exc:  # one bad snapshot must not stop the partition
+                self.reset(model, partition)
+                self._unreported.append(Failure("restore", exc, model))
         watermark = checkpoint.resume_offsets()
         self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
         return watermark
@@ -171,8 +198,15 @@ class Pipeline:
     def tick(self, now_ms: int) -> Output:
         """Time passed without records: the engine's silence alerts, their models marked
         changed so that the next checkpoint records that their silence was reported."""
-        out = Output()
-        out.alerts = self.engine.tick(now_ms)
+        out = self._output()
+        failed: list[tuple[str, Exception]] = []
+        try:
+            out.alerts = self.engine.tick(now_ms, failed)
+        except Exception as exc:  # a bug outside any one model's state: retried next tick
+            out.failures.append(Failure("tick", exc))
+        for model, error in failed:
+            self.reset(model, self.partition_of.get(model))
+            out.failures.append(Failure("tick", error, model))
         for alert in out.alerts:
             partition = self.partition_of.get(alert.model)
             if partition is not None:
@@ -192,8 +226,36 @@ class Pipeline:
             self.dirty.get(partition, set()).discard(model)
             self.evicted.setdefault(partition, set()).add(model)
 
-    def handle(self, records: Sequence[Record], now_ms: int) -> Output:
+    def reset(self, model: str, partition: int | None) -> None:
+        """Quarantine a model whose processing raised: drop its state so that its next event
+        starts afresh, and mark it changed so that the next checkpoint replaces what was
+        stored for it (a restart then does not load the state that failed again)."""
+        self.engine.forget([model])
+        if partition is not None:
+            self.partition_of[model] = partition
+            self.dirty.setdefault(partition, set()).add(model)
+
+    def snapshot(self, model: str, partition: int) -> bytes:
+        """``model``'s state for a checkpoint; one whose state cannot be encoded is reset
+        (and stored empty) rather than failing every checkpoint of every partition."""
+        try:
+            return self.engine.snapshot([model])
+        except Exception as exc:
+            self.reset(model, partition)
+            self._unreported.append(Failure("snapshot", exc, model))
+            return self.engine.snapshot([model])
+
+    def _output(self) -> Output:
         out = Output()
+        if self._unreported:
+            out.failures, self._unreported = self._unreported, []
+        return out
+
+    def handle(self, records: Sequence[Record], now_ms: int) -> Output:
+        """Run a batch. An exception while handling one record or event never escapes: that
+        record (or array element) becomes an ``internal_error`` dead letter, the event's model
+        is reset, and the rest of the batch goes on."""
+        out = self._output()
         out.messages = len(records)
         for record in records:
             key = (record.partition, KIND_INDEX[record.kind])
@@ -201,34 +263,77 @@ class Pipeline:
                 continue
             self.next_offsets[key] = record.offset + 1
             out.positions[(record.topic, record.partition)] = record.offset
-            decoded = decode(
-                record.value or b"",
-                kind=record.kind,
-                received_ms=record.timestamp_ms,
-                limits=self._limits,
-            )
-            for rejection in decoded.rejections:
-                out.dead_letters.append(DeadLetter(record, rejection))
-            for event in decoded.events:
-                self._apply(record, key[1], event, now_ms, out)
+            mark = len(out.dead_letters)
+            try:
+                self._record(record, key[1], now_ms, out)
+            except Exception as exc:  # not in an event: decoding or dead-letter building
+                del out.dead_letters[mark:]  # the whole message replaces its elements' letters
+                out.failures.append(Failure("decode", exc))
+                rejection = _internal_rejection(exc, None)
+                out.dead_letters.append(
+                    DeadLetter(record, rejection, _value(record), record.key, exc)
+                )
         return out
 
-    def _apply(self, record: Record, index: int, event: Event, now_ms: int, out: Output) -> None:
+    def _record(self, record: Record, kind: int, now_ms: int, out: Output) -> None:
+        decoded = decode(
+            record.value or b"",
+            kind=record.kind,
+            received_ms=record.timestamp_ms,
+            limits=self._limits,
+        )
+        elements: _Elements | None = None
+        if decoded.rejections:
+            elements = _Elements(record.value or b"")
+            for refused in decoded.rejections:
+                out.dead_letters.append(self._letter(record, refused, elements))
+        for position, event in enumerate(decoded.events):
+            error = None
+            try:
+                rejection = self._apply(record, kind, event, now_ms, out)
+            except Exception as exc:  # a bug, a detector that throws, state that is bad
+                self.reset(event.model, record.partition)
+                out.failures.append(Failure("event", exc, event.model))
+                rejection, error = _internal_rejection(exc, event.model), exc
+            if rejection is not None:
+                if elements is None:
+                    elements = _Elements(record.value or b"")
+                rejection = _at(rejection, decoded, position)
+                out.dead_letters.append(self._letter(record, rejection, elements, error))
+
+    def _letter(
+        self,
+        record: Record,
+        rejection: Rejection,
+        elements: _Elements,
+        error: Exception | None = None,
+    ) -> DeadLetter:
+        """The dead letter of one rejection: the whole message, or the rejected element's own
+        bytes, so that the letters of one message together are at most its size."""
+        index = rejection.index
+        if index is None:
+            return DeadLetter(record, rejection, record.value or b"", record.key, error)
+        key = record.key
+        if key is not None and len(key) > self._max_key:
+            key = None
+        return DeadLetter(record, rejection, elements.get(index), key, error)
+
+    def _apply(
+        self, record: Record, index: int, event: Event, now_ms: int, out: Output
+    ) -> Rejection | None:
         model = event.model
         rule = self.rule
         if rule is not None:
             misplaced = rule.check(model, record.partition)
             if misplaced is not None:
-                out.dead_letters.append(DeadLetter(record, misplaced))
-                return
+                return misplaced
         if self._skip_model:
             captured = self._skip_model.get(model)
             if captured is not None and record.offset < captured[index]:
-                return
+                return None
         result = self.engine.process(event, now_ms, record.timestamp_ms)
         if result.rejection is not None:
-            out.dead_letters.append(DeadLetter(record, result.rejection))
-            return
+            return result.rejection
         if self.partition_of.get(model) != record.partition:
             self.partition_of[model] = record.partition
         dirty = self.dirty.get(record.partition)
@@ -240,3 +345,72 @@ class Pipeline:
         out.alerts += result.alerts
         if event.ts_given:
             out.latencies_ms.append(now_ms - event.ts)
+        return None
+
+
+def _value(record: Record) -> bytes:
+    return b"" if record.value is None else record.value
+
+
+def _internal_rejection(exc: Exception, model: str | None) -> Rejection:
+    detail = f"internal error: {type(exc).__name__}: {exc}"
+    if len(detail) > MAX_ERROR_DETAIL:
+        detail = detail[:MAX_ERROR_DETAIL] + "..."
+    return Rejection(Reason.INTERNAL_ERROR, detail, model=model)
+
+
+def _at(rejection: Rejection, decoded: Decoded, position: int) -> Rejection:
+    """An engine-level rejection of ``decoded.events[position]``, with the event's array
+    position (the engine does not know it; decoding does)."""
+    index = decoded.index_of(position)
+    if index is None:
+        return rejection
+    return Rejection(rejection.reason, rejection.message, index, rejection.model)
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{},]')
+"""A JSON string (skipped whole, so brackets and commas inside it do not count), or a
+bracket or comma."""
+_QUOTE, _COMMA, _OPENERS = ord('"'), ord(","), frozenset(b"[{")
+
+
+class _Elements:
+    """The elements of one array message as its original bytes, found at most once per message
+    however many of them are rejected (never re-parsed per element, never re-encoded)."""
+
+    __slots__ = ("_bounds", "_payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+        self._bounds: list[int] | None = None
+
+    def get(self, index: int) -> bytes:
+        bounds = self._bounds
+        if bounds is None:
+            bounds = self._bounds = _element_bounds(self._payload)
+        return self._payload[bounds[index] + 1 : bounds[index + 1]].strip()
+
+
+def _element_bounds(payload: bytes) -> list[int]:
+    """Offsets of the top-level ``[``, of the commas between its elements and of its ``]``, in
+    a message that decoded as a JSON array (so it is valid JSON)."""
+    bounds = []
+    depth = 0
+    for match in _TOKENS.finditer(payload):
+        start = match.start()
+        char = payload[start]
+        if char == _QUOTE:
+            continue
+        if char == _COMMA:
+            if depth == 1:
+                bounds.append(start)
+        elif char in _OPENERS:
+            depth += 1
+            if depth == 1:
+                bounds.append(start)
+        else:
+            depth -= 1
+            if depth == 0:
+                bounds.append(start)
+                break
+    return bounds

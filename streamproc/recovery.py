@@ -72,10 +72,10 @@ def checkpoint_records(
     models = pipeline.dirty.pop(partition, set())
     gone = pipeline.evicted.pop(partition, set()) - models
     offsets = pipeline.offsets(partition)
-    engine = pipeline.engine
+    snapshot = pipeline.snapshot  # a model whose state cannot be encoded is reset, stored empty
     records: list[tuple[bytes, bytes | None]] = [(model_key(m), None) for m in sorted(gone)]
     records += [
-        (model_key(m), encode_model(m, pipeline.captured(m, offsets), engine.snapshot([m])))
+        (model_key(m), encode_model(m, pipeline.captured(m, offsets), snapshot(m, partition)))
         for m in models
     ]
     owned = len(pipeline.models_of(partition))

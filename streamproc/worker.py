@@ -21,13 +21,14 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streamproc.app import Hooks, StreamprocApp
+from streamproc.engine import Engine
 from streamproc.events import Reason
 from streamproc.health import Health, HealthServer
 from streamproc.kafka_errors import TRANSLATED, translate
 from streamproc.logs import RejectionLog, TokenBucket
 from streamproc.metrics import Metrics
 from streamproc.partitioning import FIX, Misrouted
-from streamproc.pipeline import Output
+from streamproc.pipeline import Failure, Output
 from streamproc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ GAUGE_INTERVAL_SECONDS = 5.0
 HARD_STOP_GRACE = 10.0
 """Seconds Faust gets to stop after the final checkpoint's own timeout."""
 EXIT_STOP_TIMEOUT = 70
+FAILURE_LOG_PER_SECOND = 1.0
+FAILURE_LOG_BURST = 10
+"""Internal-error lines beyond the dead letters' own: a poison model's every event must not
+flood the log (``streamproc_internal_errors_total`` counts them all)."""
 
 
 class WorkerRuntime:
@@ -46,8 +51,11 @@ class WorkerRuntime:
         settings: Settings,
         registry: CollectorRegistry | None = None,
         partitions: int | None = None,
+        engine: Engine | None = None,
     ) -> None:
-        """``partitions``, the source topics' count, turns on the partitioning rule."""
+        """``partitions``, the source topics' count, turns on the partitioning rule.
+        ``engine`` defaults to the one ``settings`` describe; tests pass their own (a
+        detector factory that raises, tests/integration/poison_worker.py)."""
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics.from_settings(settings, self.registry)
@@ -55,6 +63,8 @@ class WorkerRuntime:
         self.rejections = RejectionLog()
         self.misrouted = Misrouted()
         self._misrouted_log = TokenBucket(1.0, 20)
+        self._failure_log = TokenBucket(FAILURE_LOG_PER_SECOND, FAILURE_LOG_BURST)
+        self._failures_held = 0
         hooks = Hooks(
             on_output=self._on_output,
             on_assigned=self._on_assigned,
@@ -62,7 +72,7 @@ class WorkerRuntime:
             on_revoked=self._on_revoked,
             on_checkpoint=self._on_checkpoint,
         )
-        self.app = StreamprocApp(settings, hooks=hooks, partitions=partitions)
+        self.app = StreamprocApp(settings, engine=engine, hooks=hooks, partitions=partitions)
         self._positions: dict[tuple[str, int], int] = {}
         self._wire(self.app.faust)
 
@@ -105,8 +115,16 @@ class WorkerRuntime:
             if rejection.reason is Reason.WRONG_PARTITION and rejection.model is not None:
                 self._wrong_partition(topic, record.partition, rejection.model)
             self.rejections.rejected(
-                topic, record.partition, record.offset, rejection.reason.value, rejection.message
+                topic,
+                record.partition,
+                record.offset,
+                rejection.reason.value,
+                rejection.message,
+                error=dead.error,
             )
+        for failure in out.failures:
+            m.internal_error(failure.stage, reset=failure.model is not None)
+            self._log_failure(failure)
         for alert in out.alerts:
             stream = alert.stream
             m.alert_raised(
@@ -141,9 +159,33 @@ class WorkerRuntime:
             extra={"model": model, "partition": partition, "expected_partition": expected},
         )
 
+    def _log_failure(self, failure: Failure) -> None:
+        """A rate-limited line per caught exception: its traceback when no dead letter's line
+        carries it (the arrival tick, a send, a restore), and the model reset it caused."""
+        if failure.stage in ("decode", "event") and failure.model is None:
+            return  # the dead letter's line has it all
+        if not self._failure_log.allow():
+            self._failures_held += 1
+            return
+        error = None if failure.stage in ("decode", "event") else failure.error
+        if failure.model is None:
+            log.error("internal error (%s): %s", failure.stage, failure.error, exc_info=error)
+        else:
+            log.error(
+                "internal error (%s): model %r: state reset, it starts afresh: %s",
+                failure.stage,
+                failure.model,
+                failure.error,
+                exc_info=error,
+                extra={"model": failure.model, "stage": failure.stage},
+            )
+
     async def _gauges(self) -> None:
-        """Every few seconds: consumer lag, streams tracked, per-stream state, log summary."""
+        """Every few seconds: consumer lag, streams tracked, per-stream state, log summaries."""
         self.rejections.flush()
+        if self._failures_held:
+            log.error("internal errors: %d more log lines suppressed", self._failures_held)
+            self._failures_held = 0
         consumer = self.app.faust.consumer
         lags: dict[tuple[str, int], int] = {}
         for tp in consumer.assignment():

@@ -193,33 +193,31 @@ class ArrivalMonitor:
             )
         return alerts
 
-    def tick(self, models: Iterable[tuple[str, ModelArrival]], now_ms: int) -> list[Alert]:
-        """At clock time ``now_ms``: a silence alert for every model that just fell silent."""
+    def tick(
+        self,
+        models: Iterable[tuple[str, ModelArrival]],
+        now_ms: int,
+        failed: list[tuple[str, Exception]] | None = None,
+    ) -> list[Alert]:
+        """At clock time ``now_ms``: a silence alert for every model that just fell silent.
+
+        With ``failed``, a model whose check raises is listed there instead of stopping the
+        check of every later model (the caller resets its state)."""
         if self._stalled(now_ms):
             for _, model in models:
                 model.silence.anchor = now_ms
             return []
         alerts = []
         for name, model in models:
-            policy = model.policy
-            if not policy.silence_on:
+            try:
+                alert = self._silence(name, model, now_ms)
+            except Exception as exc:
+                if failed is None:
+                    raise
+                failed.append((name, exc))
                 continue
-            silence = model.silence
-            quiet = silence.check(now_ms, policy.silence)
-            if quiet is not None:
-                alerts.append(
-                    alerting.silence(
-                        name,
-                        policy.silence_described,
-                        recovered=False,
-                        events=model.events,
-                        event=(silence.last_id, silence.last_ts or 0),
-                        usual_ms=silence.longest_ms(policy.silence),
-                        quiet_ms=quiet,
-                        window_ms=silence.window_ms(policy.silence),
-                        now=now_ms,
-                    )
-                )
+            if alert is not None:
+                alerts.append(alert)
         return alerts
 
     def farewell(self, name: str, model: ModelArrival, now_ms: int) -> Alert | None:
@@ -230,7 +228,20 @@ class ArrivalMonitor:
         if silence.silent or silence.last_ms is None:
             return None
         silence.silent = True
+        return self._silence_alert(name, model, now_ms - silence.last_ms, now_ms)
+
+    def _silence(self, name: str, model: ModelArrival, now_ms: int) -> Alert | None:
         policy = model.policy
+        if not policy.silence_on:
+            return None
+        quiet = model.silence.check(now_ms, policy.silence)
+        if quiet is None:
+            return None
+        return self._silence_alert(name, model, quiet, now_ms)
+
+    @staticmethod
+    def _silence_alert(name: str, model: ModelArrival, quiet_ms: int, now_ms: int) -> Alert:
+        policy, silence = model.policy, model.silence
         return alerting.silence(
             name,
             policy.silence_described,
@@ -238,7 +249,7 @@ class ArrivalMonitor:
             events=model.events,
             event=(silence.last_id, silence.last_ts or 0),
             usual_ms=silence.longest_ms(policy.silence),
-            quiet_ms=now_ms - silence.last_ms,
+            quiet_ms=quiet_ms,
             window_ms=silence.window_ms(policy.silence),
             now=now_ms,
         )

@@ -88,14 +88,17 @@ class Cluster:
     def settings(self, **overrides: str) -> Settings:
         return load_settings(environ=self.env(**overrides))
 
-    def start_worker(self, *args: str, **overrides: str) -> WorkerProcess:
+    def start_worker(
+        self, *args: str, command: list[str] | None = None, **overrides: str
+    ) -> WorkerProcess:
+        """``streamproc worker ARGS``, or ``command`` (a launcher of the same runtime)."""
         metrics_port = free_ports(1)[0]
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
         env |= self.env(STREAMPROC_METRICS_PORT=str(metrics_port), **overrides)
         log = self.tmp / f"worker-{len(self.workers)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streamproc", "worker", *args],
+                command or [sys.executable, "-m", "streamproc", "worker", *args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
