@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from streamproc.alerts import Alert
 from streamproc.checkpoints import Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
+from streamproc.errors import StateError
 from streamproc.events import Decoded, Event, EventKind, Reason, Rejection, decode
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
@@ -147,10 +148,15 @@ class Pipeline:
         checkpoint replaces the bad snapshot."""
         for model, record in checkpoint.models.items():
             try:
-                self.engine.restore(record.snapshot)
+                restored = self.engine.restore(record.snapshot)
             except Exception as exc:  # one bad snapshot must not stop the partition
                 self.reset(model, partition)
                 self._unreported.append(Failure("restore", exc, model))
+                continue
+            for rejected in restored.rejected:  # valid framing, invalid fields
+                self.reset(rejected.model, partition)
+                error = StateError(f"model {rejected.model!r}: {rejected.reason}")
+                self._unreported.append(Failure("restore", error, rejected.model))
         watermark = checkpoint.resume_offsets()
         self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
         return watermark
