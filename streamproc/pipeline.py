@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import orjson
 
 from streamproc.alerts import Alert
-from streamproc.checkpoints import Offsets, PartitionCheckpoint
+from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint, snapshot_models
 from streamproc.engine import Engine
+from streamproc.errors import StateError
 from streamproc.events import Event, EventKind, Rejection, decode
 from streamproc.settings import Limits
 
@@ -113,12 +114,32 @@ class Pipeline:
         self._skip_model: dict[str, Offsets] = {}
 
     def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
-        """Load a partition's checkpoint; returns the watermark processing must resume from."""
+        """Load a partition's checkpoint; returns the watermark processing must resume from.
+
+        A model record that does not restore (its snapshot carries another model, or fails
+        the engine's checks) is added to ``checkpoint.invalid`` and restores nothing: that
+        model starts afresh, the partition's other models are unaffected."""
+        models: dict[str, Offsets] = {}
         for record in checkpoint.models.values():
-            self.engine.restore(record.snapshot)
+            try:
+                carried = snapshot_models(record.snapshot)
+                if not carried <= {record.model}:
+                    raise StateError(f"snapshot carries other models: {sorted(carried)[:3]}")
+                self.engine.restore(record.snapshot)
+            except StateError as exc:
+                key = f"m/{record.model}"
+                checkpoint.invalid.append(InvalidRecord(key, record.model, str(exc)))
+                continue
+            models[record.model] = record.offsets
         watermark = checkpoint.resume_offsets()
-        self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
+        self.resume(partition, watermark, models)
         return watermark
+
+    def covered(self, partition: int, kind: EventKind, offset: int) -> None:
+        """Records below ``offset`` are in the state now (re-processed by recovery): skip them
+        if Faust delivers them again."""
+        key = (partition, KIND_INDEX[kind])
+        self._skip_below[key] = max(self._skip_below.get(key, 0), offset)
 
     def resume(self, partition: int, watermark: Offsets, models: dict[str, Offsets]) -> None:
         """After a restore: records below ``watermark`` and, per model, below its own
