@@ -277,14 +277,19 @@ class StreamprocApp:
         its manifest unwritten, so its watermark stays where it was) does not keep the
         others from being written. Raises :class:`CheckpointError` naming the failed ones."""
         started = time.perf_counter()
-        written = 0
-        failed: dict[int, Exception] = {}
         try:
             await self.faust.producer.flush()
         except Exception:
             for partition, _, _, models in rounds:
                 self.pipeline.dirty.setdefault(partition, set()).update(models)
             raise
+        written = await self._write_each(rounds)
+        self.hooks.on_checkpoint(time.perf_counter() - started, written)
+        return written
+
+    async def _write_each(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+        written = 0
+        failed: dict[int, Exception] = {}
         for partition, records, _, models in rounds:
             try:
                 written += await self._write(partition, records)
@@ -294,7 +299,6 @@ class StreamprocApp:
         if failed:
             detail = "; ".join(f"partition {p}: {exc!r}" for p, exc in failed.items())
             raise CheckpointError(f"checkpoint failed for {len(failed)} partition(s): {detail}")
-        self.hooks.on_checkpoint(time.perf_counter() - started, written)
         return written
 
     async def _write(self, partition: int, records: list[CheckpointRecord]) -> int:
