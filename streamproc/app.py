@@ -362,9 +362,13 @@ class StreamprocApp:
         skipped. Outputs go through :meth:`_process`, and no offset is committed for them:
         the group's committed offset is already past them."""
         committed = await self.recovery.committed(partition)
-        for kind in (EventKind.FEATURE, EventKind.OUTCOME):
+        ends = (await self.recovery.bounds(partition))[1]
+        for index, kind in enumerate((EventKind.FEATURE, EventKind.OUTCOME)):
             start, stop = self._pending.get((partition, kind)), committed.get(kind)
-            if start is None or stop is None or stop <= start:
+            if start is None or stop is None:
+                continue
+            stop = min(stop, ends[index])  # committed on a log since re-created: not past it
+            if stop <= start:
                 continue
 
             async def handle(records: Sequence[Record], key: Any = (partition, kind)) -> Output:
