@@ -284,19 +284,6 @@ def read_partition(records: Iterable[tuple[bytes | None, bytes | None]]) -> Part
     return checkpoint
 
 
-def snapshot_models(snapshot: bytes) -> set[str]:
-    """The model names an engine snapshot carries, without restoring it: a record may only
-    restore its own model."""
-    try:
-        body = orjson.loads(snapshot)
-    except orjson.JSONDecodeError as exc:
-        raise StateError(f"snapshot is not valid JSON: {exc}") from exc
-    models = body.get("models") if isinstance(body, dict) else None
-    if not isinstance(models, dict):
-        raise StateError("snapshot: 'models' must be a mapping")
-    return set(models)
-
-
 def rebase(checkpoint: PartitionCheckpoint, starts: Offsets, ends: Offsets) -> list[int]:
     """Where the checkpoint claims offsets beyond a topic's end, it describes another log
     (the topic was re-created, the cluster migrated): its offsets on that topic mean

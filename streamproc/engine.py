@@ -259,11 +259,12 @@ class Engine:
         body = {name: _encode_model(self._models[name]) for name in names if name in self._models}
         return state.dumps({"version": SNAPSHOT_VERSION, "models": body})
 
-    def restore(self, data: bytes) -> int:
+    def restore(self, data: bytes, only: Iterable[str] | None = None) -> int:
         """Load the models of a snapshot (replacing any state held for them).
 
         Returns the number of models restored; raises :class:`StateError` on
-        a snapshot that is corrupt or of an unknown version.
+        a snapshot that is corrupt or of an unknown version, or that carries a model
+        outside ``only`` (a checkpoint record may restore its own model and no other).
         """
         body = state.loads(data)
         if not isinstance(body, dict) or body.get("version") != SNAPSHOT_VERSION:
@@ -271,6 +272,8 @@ class Engine:
         models = body.get("models")
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
+        if only is not None and not set(models) <= set(only):
+            raise StateError(f"snapshot carries other models: {sorted(set(models))[:3]}")
         for name, encoded in models.items():
             self._models[name] = self._decode_model(str(name), encoded)
         return len(models)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from streamproc.alerts import Alert
-from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint, snapshot_models
+from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import Event, EventKind, Rejection, decode
@@ -122,10 +122,7 @@ class Pipeline:
         models: dict[str, Offsets] = {}
         for record in checkpoint.models.values():
             try:
-                carried = snapshot_models(record.snapshot)
-                if not carried <= {record.model}:
-                    raise StateError(f"snapshot carries other models: {sorted(carried)[:3]}")
-                self.engine.restore(record.snapshot)
+                self.engine.restore(record.snapshot, only=(record.model,))
             except StateError as exc:
                 key = f"m/{record.model}"
                 checkpoint.invalid.append(InvalidRecord(key, record.model, str(exc)))
