@@ -407,8 +407,12 @@ class StreamprocApp:
             self.owned.add(partition)
         self._report_invalid(partition, checkpoint)
         self._parts.update((m, r.parts) for m, r in checkpoint.models.items())
-        self._pending[(partition, EventKind.FEATURE)] = watermark[0]
-        self._pending[(partition, EventKind.OUTCOME)] = watermark[1]
+        # With no checkpoint at all, records retention took before this group started were
+        # never ours to re-process: nothing is reported lost.
+        empty = checkpoint.watermark is None and not checkpoint.models
+        start = (max(watermark[0], starts[0]), max(watermark[1], starts[1])) if empty else watermark
+        self._pending[(partition, EventKind.FEATURE)] = start[0]
+        self._pending[(partition, EventKind.OUTCOME)] = start[1]
         report = RestoreReport(
             partition,
             len(checkpoint.models),
@@ -444,7 +448,9 @@ class StreamprocApp:
                 "recovery: partition %d: checkpoint record %r is invalid, %s: %s",
                 partition,
                 invalid.key[:200],
-                "its model starts afresh" if invalid.model is not None else "ignored",
+                "its model starts afresh"
+                if invalid.model is not None
+                else "the partition resumes from offset 0",
                 invalid.reason,
             )
         if checkpoint.invalid:

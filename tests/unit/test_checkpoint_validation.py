@@ -12,6 +12,7 @@ import pytest
 
 from streamproc.checkpoints import (
     MANIFEST_KEY,
+    encode_manifest,
     encode_model,
     model_key,
     read_partition,
@@ -181,3 +182,18 @@ def test_recovery_ignores_an_invalid_manifest_and_resumes_from_zero() -> None:
     pipeline = fresh()
     assert pipeline.restore(0, checkpoint) == (0, 0)
     assert pipeline.engine.snapshot(["a"]) == original.engine.snapshot(["a"])
+
+
+def test_offsets_beyond_the_end_are_moved_to_the_log_start() -> None:
+    """A re-created topic: the checkpoint's offsets describe another log. The state stays,
+    the offsets on that topic (watermark and every model's) restart at the log start."""
+    from streamproc.checkpoints import rebase
+
+    _, log = checkpointed(["a", "b"])
+    log.append((model_key("b"), encode_model("b", (120, 7), b"{}")))
+    log.append((MANIFEST_KEY, encode_manifest((80, 7), 2, 0)))
+    checkpoint = read_partition(log)
+    assert rebase(checkpoint, (0, 0), (500, 9)) == []
+    assert rebase(checkpoint, (3, 0), (100, 9)) == [0]
+    assert checkpoint.watermark == (3, 7)
+    assert {m: r.offsets for m, r in checkpoint.models.items()} == {"a": (3, 0), "b": (3, 7)}
