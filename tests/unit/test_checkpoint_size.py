@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from river.drift import ADWIN
 
 from streamproc.app import StreamprocApp
 from streamproc.checkpoints import MANIFEST_KEY, read_partition
@@ -23,6 +24,7 @@ from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
 from streamproc.recovery import checkpoint_records
 from streamproc.settings import EngineSettings, Limits, load_settings
+from streamproc.streams import default_factory
 
 BROKER_DEFAULT_MAX_BYTES = 1_048_588
 """Kafka's default ``message.max.bytes``: a record above it fails on a default topic."""
@@ -140,3 +142,29 @@ async def test_one_failing_partition_does_not_block_the_others() -> None:
     assert MANIFEST_KEY in topic.landed[2], "partition 2 was written despite partition 1"
     assert 1 not in topic.landed
     assert app.pipeline.dirty == {1: {"p1"}}, "the failed partition's models stay dirty"
+
+
+class Unlisted(ADWIN):  # type: ignore[misc]
+    """A detector the state codec refuses to encode."""
+
+
+def test_a_model_that_cannot_be_encoded_does_not_hold_back_its_partition() -> None:
+    processing = {"model": ""}
+
+    def factory(spec: Any, standardized: bool) -> Any:
+        if processing["model"] == "bad":
+            return Unlisted()
+        return default_factory(spec, standardized)
+
+    pipeline = Pipeline(Engine(EngineSettings(), Limits(), detector_factory=factory), Limits())
+    for offset, model in enumerate(["good", "bad", "good"]):
+        processing["model"] = model
+        body = {"model": model, "features": {"x": float(offset)}}
+        record = Record("f", 0, offset, 0, model.encode(), orjson.dumps(body), EventKind.FEATURE)
+        pipeline.handle([record], 0)
+    records, watermark, _ = checkpoint_records(pipeline, 0, 0)
+    assert watermark == (3, 0)
+    assert (b"m/bad", None) in records, "written as absent: its next owner starts afresh"
+    checkpoint = read_partition(records)
+    assert checkpoint.watermark == (3, 0)
+    assert set(checkpoint.models) == {"good"}
