@@ -24,11 +24,13 @@ from typing import Any
 
 import faust
 
+from streamproc.checkpoints import Offsets, PartitionCheckpoint, rebase
 from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
+from streamproc.errors import CheckpointError
 from streamproc.events import EventKind
 from streamproc.pipeline import Failure, Output, Pipeline, Record
-from streamproc.recovery import Recovery, RestoreReport, checkpoint_records
+from streamproc.recovery import CheckpointRecord, Recovery, RestoreReport, checkpoint_records
 from streamproc.settings import Settings
 from streamproc.topics import CHECKPOINT_MAX_BYTES
 
@@ -63,6 +65,12 @@ class Hooks:
     """After partitions were revoked and their state dropped."""
     on_checkpoint: Callable[[float, int], None] = _ignore
     """After a checkpoint round: its duration in seconds and the records it wrote."""
+    on_invalid_checkpoint: Callable[[int], None] = _ignore
+    """After a restore that set checkpoint records aside as invalid: how many."""
+
+
+class _Superseded(Exception):
+    """A rebalance since a background restore began made its work moot."""
 
 
 class StreamprocApp:
@@ -93,8 +101,11 @@ class StreamprocApp:
         """Bumped by every rebalance: restores started before it are abandoned."""
         self._background: asyncio.Future[None] | None = None
         self._pending: dict[tuple[int, EventKind], int] = {}
-        """Per (partition, topic): the watermark from which to re-process, until the first
-        record Faust delivers there tells where to stop."""
+        """Per (partition, topic): the offset from which to re-process (the watermark, then
+        how far the background catch-up got), until the first record Faust delivers there
+        tells where to stop."""
+        self._parts: dict[str, int] = {}
+        """Per model: the records its last checkpoint used (see checkpoint_records)."""
         self.faust = self._make_faust_app()
         topics = settings.topics
         self.features_topic = self._source(topics.features)
@@ -272,23 +283,38 @@ class StreamprocApp:
     def _build_rounds(self, partitions: Iterable[int]) -> list[tuple[int, Any, Any, set[str]]]:
         now = self.clock()
         self._since_checkpoint = 0
-        return [(p, *checkpoint_records(self.pipeline, p, now)) for p in partitions]
+        return [(p, *checkpoint_records(self.pipeline, p, now, self._parts)) for p in partitions]
 
     async def _write_rounds(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+        """Write each partition's round on its own: one that fails (its models stay dirty,
+        its manifest unwritten, so its watermark stays where it was) does not keep the
+        others from being written. Raises :class:`CheckpointError` naming the failed ones."""
         started = time.perf_counter()
-        written = 0
         try:
             await self.faust.producer.flush()
-            for partition, records, _, _ in rounds:
-                written += await self._write(partition, records)
         except Exception:
             for partition, _, _, models in rounds:
                 self.pipeline.dirty.setdefault(partition, set()).update(models)
             raise
+        written = await self._write_each(rounds)
         self.hooks.on_checkpoint(time.perf_counter() - started, written)
         return written
 
-    async def _write(self, partition: int, records: list[tuple[bytes, bytes]]) -> int:
+    async def _write_each(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+        written = 0
+        failed: dict[int, Exception] = {}
+        for partition, records, _, models in rounds:
+            try:
+                written += await self._write(partition, records)
+            except Exception as exc:
+                self.pipeline.dirty.setdefault(partition, set()).update(models)
+                failed[partition] = exc
+        if failed:
+            detail = "; ".join(f"partition {p}: {exc!r}" for p, exc in failed.items())
+            raise CheckpointError(f"checkpoint failed for {len(failed)} partition(s): {detail}")
+        return written
+
+    async def _write(self, partition: int, records: list[CheckpointRecord]) -> int:
         """Send the model records, await them, then the manifest (last, so it never
         claims records that did not land)."""
         *models, manifest = records
@@ -321,7 +347,9 @@ class StreamprocApp:
 
     async def _restore_all(self, partitions: list[int], generation: int) -> None:
         """Restore newly assigned partitions ahead of their first records, so readiness can
-        tell when the state is back. Runs as its own task: Faust cancels work awaited inside
+        tell when the state is back, and re-process at once what lies between each
+        checkpoint and the group's committed offset, so a quiet partition's tail is not
+        left waiting for traffic. Runs as its own task: Faust cancels work awaited inside
         its rebalance callbacks. A rebalance in between makes it stop (``generation``)."""
         try:
             for partition in partitions:
@@ -329,26 +357,75 @@ class StreamprocApp:
                     if generation != self._generation:
                         return
                     if partition not in self.owned:
-                        await self.restore(partition, generation)
+                        if await self.restore(partition, generation) is None:
+                            return
+                        await self._catch_up_committed(partition, generation)
+        except _Superseded:
+            return
         except Exception as exc:  # the agents retry when the partition's records arrive
             log.warning("restoring partitions %s failed: %s", partitions, exc)
             return
         if generation == self._generation:
             self.hooks.on_recovered()
 
+    async def _catch_up_committed(self, partition: int, generation: int) -> None:
+        """Re-process [watermark, committed offset) of both topics. ``_pending`` follows the
+        progress batch by batch, so the agents (or a retry) continue where this stopped and
+        nothing is applied twice; records Faust delivers below the committed offset are
+        skipped. Outputs go through :meth:`_process`, and no offset is committed for them:
+        the group's committed offset is already past them."""
+        committed = await self.recovery.committed(partition)
+        ends = (await self.recovery.bounds(partition))[1]
+        for index, kind in enumerate((EventKind.FEATURE, EventKind.OUTCOME)):
+            start, stop = self._pending.get((partition, kind)), committed.get(kind)
+            if start is None or stop is None:
+                continue
+            stop = min(stop, ends[index])  # committed on a log since re-created: not past it
+            if stop <= start:
+                continue
+
+            async def handle(records: Sequence[Record], key: Any = (partition, kind)) -> Output:
+                if generation != self._generation:
+                    raise _Superseded
+                out = await self._process(records)
+                self._pending[key] = records[-1].offset + 1
+                return out
+
+            done = await self.recovery.catch_up(partition, kind, start, stop, handle)
+            self._pending[(partition, kind)] = max(stop, self._pending[(partition, kind)])
+            self.pipeline.covered(partition, kind, stop)
+            log.info(
+                "recovery: partition %d %s: re-processed %d records [%d, %d) up to the "
+                "committed offset",
+                partition,
+                kind.value,
+                done,
+                start,
+                stop,
+            )
+
     async def restore(self, partition: int, generation: int | None = None) -> RestoreReport | None:
         """Load a partition's checkpoint; records below its watermark will be skipped, and
-        those between it and where Faust resumes are re-processed by :meth:`_prepare`.
-        Returns None when a rebalance since ``generation`` made the work moot."""
+        those between it and where Faust resumes are re-processed (:meth:`_restore_all`,
+        :meth:`_prepare`). Returns None when a rebalance since ``generation`` made the work
+        moot."""
         started = time.perf_counter()
         checkpoint = await self.recovery.read_checkpoint(partition)
+        starts, ends = await self.recovery.bounds(partition)
         if generation is not None and generation != self._generation:
             return None
+        self._rebase(partition, checkpoint, starts, ends)
         async with self._lock:
             watermark = self.pipeline.restore(partition, checkpoint)
             self.owned.add(partition)
-        self._pending[(partition, EventKind.FEATURE)] = watermark[0]
-        self._pending[(partition, EventKind.OUTCOME)] = watermark[1]
+        self._report_invalid(partition, checkpoint)
+        self._parts.update((m, r.parts) for m, r in checkpoint.models.items())
+        # With no checkpoint at all, records retention took before this group started were
+        # never ours to re-process: nothing is reported lost.
+        empty = checkpoint.watermark is None and not checkpoint.models
+        start = (max(watermark[0], starts[0]), max(watermark[1], starts[1])) if empty else watermark
+        self._pending[(partition, EventKind.FEATURE)] = start[0]
+        self._pending[(partition, EventKind.OUTCOME)] = start[1]
         report = RestoreReport(
             partition,
             len(checkpoint.models),
@@ -360,6 +437,38 @@ class StreamprocApp:
         self.hooks.on_restored(report)
         return report
 
+    @staticmethod
+    def _rebase(
+        partition: int, checkpoint: PartitionCheckpoint, starts: Offsets, ends: Offsets
+    ) -> None:
+        before = checkpoint.resume_offsets()
+        for index in rebase(checkpoint, starts, ends):
+            kind = ("feature", "outcome")[index]
+            log.warning(
+                "recovery: partition %d %s: checkpoint offset %d is beyond the end offset %d "
+                "(topic re-created or cluster migrated?): keeping the state, re-processing "
+                "from the log start %d",
+                partition,
+                kind,
+                before[index],
+                ends[index],
+                starts[index],
+            )
+
+    def _report_invalid(self, partition: int, checkpoint: PartitionCheckpoint) -> None:
+        for invalid in checkpoint.invalid:
+            log.warning(
+                "recovery: partition %d: checkpoint record %r is invalid, %s: %s",
+                partition,
+                invalid.key[:200],
+                "its model starts afresh"
+                if invalid.model is not None
+                else "the partition resumes from offset 0",
+                invalid.reason,
+            )
+        if checkpoint.invalid:
+            self.hooks.on_invalid_checkpoint(len(checkpoint.invalid))
+
     def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """Forget revoked partitions at once (synchronously: nothing here can be cancelled
         half-way). Whoever owns them next restores them from their last checkpoint."""
@@ -367,7 +476,8 @@ class StreamprocApp:
         self._generation += 1
         partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.owned
         for p in partitions:
-            self.pipeline.forget(p)
+            for model in self.pipeline.forget(p):
+                self._parts.pop(model, None)
             self._pending.pop((p, EventKind.FEATURE), None)
             self._pending.pop((p, EventKind.OUTCOME), None)
         self.owned -= partitions

@@ -335,14 +335,15 @@ class Engine:
         body = {name: _encode_model(self._models[name]) for name in names if name in self._models}
         return state.dumps({"version": SNAPSHOT_VERSION, "models": body})
 
-    def restore(self, data: bytes) -> Restored:
+    def restore(self, data: bytes, only: Iterable[str] | None = None) -> Restored:
         """Load the models of a snapshot, replacing any state held for them.
 
         Each model is validated on its own (types and ranges of every field, detector state
         included): a model that fails holds no state afterwards, and is listed in
         :attr:`Restored.rejected` with the reason, while the others restore. Raises
-        :class:`StateError` only when the snapshot as a whole is unreadable: not JSON, of an
-        unknown version, or without a ``models`` mapping.
+        :class:`StateError` only when the snapshot as a whole is unreadable (not JSON, of an
+        unknown version, without a ``models`` mapping) or carries a model outside ``only``
+        (a checkpoint record may restore its own model and no other).
         """
         body = state.loads(data)
         if not isinstance(body, dict) or body.get("version") != SNAPSHOT_VERSION:
@@ -350,6 +351,8 @@ class Engine:
         models = body.get("models")
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
+        if only is not None and not set(models) <= set(only):
+            raise StateError(f"snapshot carries other models: {sorted(set(models))[:3]}")
         restored: list[str] = []
         rejected: list[RejectedModel] = []
         for name, encoded in models.items():

@@ -5,6 +5,7 @@
     StreamprocError                 root: catch this to catch everything of ours
     ├── ConfigError                 a setting, config key or file is wrong (names it)
     ├── StateError                  a detector snapshot cannot be encoded or restored
+    │   └── CheckpointError         a checkpoint round could not be written (names partitions)
     ├── BrokerError                 the local Kafka broker cannot be fetched/started/stopped
     ├── KafkaSetupError             topics or cluster do not match what the worker needs
     └── KafkaConnectionError        the cluster cannot be reached (names kafka.bootstrap_servers)
@@ -32,6 +33,10 @@ class ConfigError(StreamprocError):
 
 class StateError(StreamprocError):
     """Detector state could not be encoded, or a snapshot could not be restored."""
+
+
+class CheckpointError(StateError):
+    """A checkpoint round failed for some partitions; the others were written."""
 
 
 class BrokerError(StreamprocError):

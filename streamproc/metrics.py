@@ -306,6 +306,11 @@ class Metrics:
             buckets=CHECKPOINT_BUCKETS,
             registry=r,
         )
+        self._checkpoint_invalid = Counter(
+            "streamproc_checkpoint_records_invalid",
+            "Checkpoint records that failed validation on restore (their model starts afresh).",
+            registry=r,
+        )
         self._build_info = Gauge(
             "streamproc_build_info",
             "Always 1; labels name the version and configuration in force.",
@@ -442,6 +447,10 @@ class Metrics:
         """Record a successful checkpoint that took ``duration`` seconds."""
         self._checkpoint_duration.observe(duration)
         self._checkpoint_last.set(self._clock())
+
+    def checkpoint_records_invalid(self, count: int) -> None:
+        """Count checkpoint records a restore set aside as invalid."""
+        self._checkpoint_invalid.inc(count)
 
     def set_ready(self, ready: bool) -> None:
         """Mirror readiness; :class:`streamproc.health.Health` calls this on every change."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamproc.alerts import Alert
-from streamproc.checkpoints import Offsets, PartitionCheckpoint
+from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import Decoded, Event, EventKind, Reason, Rejection, decode
@@ -143,23 +143,38 @@ class Pipeline:
     def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
         """Load a partition's checkpoint; returns the watermark processing must resume from.
 
-        A model whose snapshot fails to load starts afresh (see :meth:`reset`) instead of
-        failing the partition: its state is lost, but no other model's, and the next
-        checkpoint replaces the bad snapshot."""
-        for model, record in checkpoint.models.items():
+        A model record that does not restore (its snapshot carries another model, or fails
+        the engine's checks) is added to ``checkpoint.invalid`` and restores nothing; one
+        whose restore raises unexpectedly is reported as a failure. Either way that model
+        starts afresh (see :meth:`reset`: the next checkpoint replaces the bad record) and
+        the partition's other models are unaffected."""
+        models: dict[str, Offsets] = {}
+        for record in checkpoint.models.values():
+            model = record.model
             try:
-                restored = self.engine.restore(record.snapshot)
-            except Exception as exc:  # one bad snapshot must not stop the partition
-                self.reset(model, partition)
+                restored = self.engine.restore(record.snapshot, only=(model,))
+            except StateError as exc:
+                checkpoint.invalid.append(InvalidRecord(f"m/{model}", model, str(exc)))
+            except Exception as exc:  # a bug must not stop the partition
                 self._unreported.append(Failure("restore", exc, model))
-                continue
-            for rejected in restored.rejected:  # valid framing, invalid fields
-                self.reset(rejected.model, partition)
-                error = StateError(f"model {rejected.model!r}: {rejected.reason}")
-                self._unreported.append(Failure("restore", error, rejected.model))
+            else:
+                for rejected in restored.rejected:  # valid framing, invalid fields
+                    checkpoint.invalid.append(
+                        InvalidRecord(f"m/{model}", rejected.model, rejected.reason)
+                    )
+                if model in restored.models:
+                    models[model] = record.offsets
+                    continue
+            self.reset(model, partition)
         watermark = checkpoint.resume_offsets()
-        self.resume(partition, watermark, {m: r.offsets for m, r in checkpoint.models.items()})
+        self.resume(partition, watermark, models)
         return watermark
+
+    def covered(self, partition: int, kind: EventKind, offset: int) -> None:
+        """Records below ``offset`` are in the state now (re-processed by recovery): skip them
+        if Faust delivers them again."""
+        key = (partition, KIND_INDEX[kind])
+        self._skip_below[key] = max(self._skip_below.get(key, 0), offset)
 
     def resume(self, partition: int, watermark: Offsets, models: dict[str, Offsets]) -> None:
         """After a restore: records below ``watermark`` and, per model, below its own
@@ -241,15 +256,16 @@ class Pipeline:
             self.partition_of[model] = partition
             self.dirty.setdefault(partition, set()).add(model)
 
-    def snapshot(self, model: str, partition: int) -> bytes:
-        """``model``'s state for a checkpoint; one whose state cannot be encoded is reset
-        (and stored empty) rather than failing every checkpoint of every partition."""
+    def snapshot(self, model: str, partition: int) -> bytes | None:
+        """``model``'s state for a checkpoint, or None for one whose state cannot be encoded:
+        that model is reset (and reported) rather than failing every checkpoint of every
+        partition, and the caller writes it as absent."""
         try:
             return self.engine.snapshot([model])
         except Exception as exc:
             self.reset(model, partition)
             self._unreported.append(Failure("snapshot", exc, model))
-            return self.engine.snapshot([model])
+            return None
 
     def _output(self) -> Output:
         out = Output()

@@ -6,13 +6,20 @@ flushed first, so every alert and dead letter of the covered events is on the
 broker before a checkpoint claims them; then the model records and finally the
 partition's manifest are written and awaited.
 
-Reading, when a partition's first records arrive after an assignment: the
-checkpoint partition is read to its end and folded, and the engine restores
-its models. If Faust resumed beyond the checkpoint's watermark (offsets a
+Reading, right after an assignment (or when a partition's first records
+arrive, whichever comes first): the checkpoint partition is read to its end,
+folded and validated, and the engine restores its models. If the consumer
+group's committed offset lies beyond the checkpoint's watermark (offsets a
 previous owner committed after its last checkpoint), the records in between
-are read directly and processed again, so the state is exact before the
-delivered records are applied. Records below the watermark that Faust
+are read directly and processed again at once, so the state is exact before
+the delivered records are applied and a quiet partition's tail is not left
+waiting for traffic. Records below what is already in the state that Faust
 delivers again are skipped by :class:`~streamproc.pipeline.Pipeline`.
+
+The recovery consumer never resets to ``latest`` (aiokafka's default, which on
+an offset below the log start would silently skip to the end): a range that
+starts below the log start continues from the log start, and the log says how
+many records retention took.
 """
 
 from __future__ import annotations
@@ -29,20 +36,25 @@ from streamproc.checkpoints import (
     Offsets,
     PartitionCheckpoint,
     encode_manifest,
-    encode_model,
+    fold_partition,
     model_key,
-    read_partition,
+    model_records,
+    part_key,
 )
 from streamproc.connection import aiokafka_options
 from streamproc.events import EventKind
-from streamproc.pipeline import Pipeline, Record
+from streamproc.pipeline import KIND_INDEX, Pipeline, Record
 from streamproc.settings import Settings
+from streamproc.topics import admin_client
 
 log = logging.getLogger(__name__)
 
+KINDS = (EventKind.FEATURE, EventKind.OUTCOME)
 FETCH_TIMEOUT_MS = 500
 CATCH_UP_BATCH = 1000
 Handle = Callable[[Sequence[Record]], Awaitable[Any]]
+CheckpointRecord = tuple[bytes, bytes | None]
+"""A checkpoint record's key and value; None is a tombstone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +74,53 @@ class RestoreReport:
 
 
 def checkpoint_records(
-    pipeline: Pipeline, partition: int, now_ms: int
-) -> tuple[list[tuple[bytes, bytes | None]], Offsets, set[str]]:
+    pipeline: Pipeline, partition: int, now_ms: int, parts: dict[str, int] | None = None
+) -> tuple[list[CheckpointRecord], Offsets, set[str]]:
     """The records of one checkpoint round for a partition, built synchronously.
 
-    Returns (records, watermark, models written); tombstones (None values) of models
-    evicted for being idle come first, the manifest last.
+    Returns (records, watermark, models written); tombstones of models evicted for being
+    idle come first, the manifest last. ``parts`` holds how many records each model's last
+    checkpoint used, so that parts a shorter version leaves over are deleted; it is updated
+    in place.
     """
     models = pipeline.dirty.pop(partition, set())
     gone = pipeline.evicted.pop(partition, set()) - models
     offsets = pipeline.offsets(partition)
-    snapshot = pipeline.snapshot  # a model whose state cannot be encoded is reset, stored empty
-    records: list[tuple[bytes, bytes | None]] = [(model_key(m), None) for m in sorted(gone)]
-    records += [
-        (model_key(m), encode_model(m, pipeline.captured(m, offsets), snapshot(m, partition)))
-        for m in models
-    ]
+    parts = {} if parts is None else parts
+    records: list[CheckpointRecord] = []
+    for model in sorted(gone):
+        records += _absent(model, parts)
+    for model in models:
+        records += _model_round(pipeline, model, partition, offsets, parts)
     owned = len(pipeline.models_of(partition))
     records.append((MANIFEST_KEY, encode_manifest(offsets, owned, now_ms)))
     return records, offsets, models
+
+
+def _model_round(
+    pipeline: Pipeline, model: str, partition: int, offsets: Offsets, parts: dict[str, int]
+) -> list[CheckpointRecord]:
+    """One model's records. A model whose state cannot be encoded is reset by the pipeline
+    and written as absent (a tombstone): the manifest can then move on for the partition's
+    other models, and the next owner starts that model afresh rather than from a record the
+    watermark outran."""
+    previous = parts.get(model, 1)
+    snapshot = pipeline.snapshot(model, partition)
+    if snapshot is None:
+        return _absent(model, parts)
+    written = model_records(model, pipeline.captured(model, offsets), snapshot)
+    parts[model] = len(written)
+    stale: list[CheckpointRecord] = [
+        (part_key(model, i), None) for i in range(len(written), previous)
+    ]
+    return stale + written
+
+
+def _absent(model: str, parts: dict[str, int]) -> list[CheckpointRecord]:
+    """Tombstones for a model's record and every part its last checkpoint used."""
+    previous = parts.pop(model, 1)
+    keys = [model_key(model)] + [part_key(model, i) for i in range(1, previous)]
+    return [(key, None) for key in keys]
 
 
 class Recovery:
@@ -92,7 +132,11 @@ class Recovery:
 
     async def _consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            **self._options, group_id=None, enable_auto_commit=False, max_poll_records=5000
+            **self._options,
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=5000,
+            auto_offset_reset="earliest",  # never "latest": it would skip a range silently
         )
         await consumer.start()
         return consumer
@@ -104,15 +148,58 @@ class Recovery:
             records = [(r.key, r.value) async for r in _read_range(consumer, tp, None, None)]
         finally:
             await consumer.stop()
-        return read_partition(records)
+        return fold_partition(records)
+
+    def _source(self, partition: int, kind: EventKind) -> TopicPartition:
+        topics = self._settings.topics
+        topic = topics.features if kind is EventKind.FEATURE else topics.outcomes
+        return TopicPartition(topic, partition)
+
+    async def bounds(self, partition: int) -> tuple[Offsets, Offsets]:
+        """(log start offsets, end offsets) of the partition's (features, outcomes)."""
+        tps = [self._source(partition, kind) for kind in KINDS]
+        consumer = await self._consumer()
+        try:
+            starts = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        return (starts[tps[0]], starts[tps[1]]), (ends[tps[0]], ends[tps[1]])
+
+    async def committed(self, partition: int) -> dict[EventKind, int]:
+        """The consumer group's committed offsets for the partition, where there are any:
+        where Faust resumes (without one it starts at the log start)."""
+        tps = {self._source(partition, kind): kind for kind in KINDS}
+        async with admin_client(self._settings) as admin:
+            offsets = await admin.list_consumer_group_offsets(
+                self._settings.kafka.group_id, partitions=list(tps)
+            )
+        return {
+            tps[tp]: meta.offset for tp, meta in offsets.items() if tp in tps and meta.offset >= 0
+        }
 
     async def catch_up(
         self, partition: int, kind: EventKind, start: int, stop: int, handle: Handle
     ) -> int:
-        """Re-process records [start, stop) of one source partition; return how many."""
-        topics = self._settings.topics
-        topic = topics.features if kind is EventKind.FEATURE else topics.outcomes
-        tp = TopicPartition(topic, partition)
+        """Re-process records [start, stop) of one source partition; return how many.
+
+        A ``start`` below the log start continues from the log start: retention deleted
+        the records in between, and the log says how many."""
+        tp = self._source(partition, kind)
+        log_start = (await self.bounds(partition))[0][KIND_INDEX[kind]]
+        if start < log_start:
+            log.warning(
+                "recovery: partition %d %s: %d records [%d, %d) were deleted by retention "
+                "before they were re-processed; continuing from the log start",
+                partition,
+                kind.value,
+                min(log_start, stop) - start,
+                start,
+                min(log_start, stop),
+            )
+            start = log_start
+        if start >= stop:
+            return 0
         done = 0
         consumer = await self._consumer()
         try:
@@ -135,15 +222,15 @@ class Recovery:
 async def _read_range(
     consumer: AIOKafkaConsumer, tp: TopicPartition, start: int | None, stop: int | None
 ) -> Any:
-    """Records of ``tp`` from ``start`` (default: the beginning) up to ``stop`` (default: the
-    end offset now)."""
+    """Records of ``tp`` from ``start`` (default: the beginning) up to ``stop``, and never
+    beyond the end offset now (a larger ``stop`` would wait forever)."""
     consumer.assign([tp])
     if start is None:
         await consumer.seek_to_beginning(tp)
     else:
         consumer.seek(tp, start)
-    if stop is None:
-        stop = (await consumer.end_offsets([tp]))[tp]
+    end = (await consumer.end_offsets([tp]))[tp]
+    stop = end if stop is None else min(stop, end)
     while await consumer.position(tp) < stop:
         batches = await consumer.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS)
         for record in batches.get(tp, []):

@@ -28,7 +28,8 @@ _UNKNOWN_TOPIC = 3
 _TOPIC_EXISTS = 36
 LEADER_WAIT_SECONDS = 30.0
 CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024
-"""Largest checkpoint record (one model's state): about 10,000 streams."""
+"""Producer and topic limit for checkpoint records: headroom only, since snapshots are split
+into records of at most ``checkpoints.PART_BYTES`` (512 KiB) plus a small header."""
 CHECKPOINT_TOPIC_CONFIG = {
     "cleanup.policy": "compact",
     "max.message.bytes": str(CHECKPOINT_MAX_BYTES),

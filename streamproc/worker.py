@@ -71,6 +71,7 @@ class WorkerRuntime:
             on_recovered=self._on_recovered,
             on_revoked=self._on_revoked,
             on_checkpoint=self._on_checkpoint,
+            on_invalid_checkpoint=self.metrics.checkpoint_records_invalid,
         )
         self.app = StreamprocApp(settings, engine=engine, hooks=hooks, partitions=partitions)
         self._positions: dict[tuple[str, int], int] = {}

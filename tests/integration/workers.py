@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 
 from streamproc.demo import scenario
 from streamproc.events import EventKind
@@ -320,3 +321,40 @@ async def wait_for_processed(worker: WorkerProcess, count: int, timeout: float =
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"worker did not reach {count} events:\n{worker.output()[-3000:]}")
         await asyncio.sleep(0.1)
+
+
+def source_topics(settings: Settings) -> list[str]:
+    return [settings.topics.features, settings.topics.outcomes]
+
+
+async def commit_offsets(
+    kafka: LocalKafka, settings: Settings, offsets: dict[TopicPartition, int]
+) -> None:
+    """Commit ``offsets`` for the worker's group, as a previous owner that processed up to
+    there but died before checkpointing would have (the group must have no member now)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=settings.kafka.group_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_alerts(
+    kafka: LocalKafka, topic: str, expected: set[str], worker: WorkerProcess, timeout: float = 120
+) -> set[str]:
+    """The alert ids on ``topic`` once they include ``expected`` (or the timeout passed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        ids = {orjson.loads(value)["alert_id"] for value in await read_all(kafka, topic)}
+        if ids >= expected or loop.time() > deadline:
+            return ids
+        if worker.proc.poll() is not None:
+            raise AssertionError(f"the worker exited:\n{worker.output()[-3000:]}")
+        await asyncio.sleep(0.5)

@@ -163,7 +163,7 @@ def test_a_model_whose_state_cannot_be_checkpointed_is_reset_not_the_partition()
     assert [(f.stage, f.model) for f in out.failures] == [("snapshot", "bad")]
 
 
-def test_a_snapshot_that_fails_to_restore_resets_its_model_only() -> None:
+def test_a_snapshot_that_fails_validation_resets_its_model_only() -> None:
     source = Pipeline(Engine(EngineSettings(), Limits()), Limits())
     source.handle([record(i, body("good", i, float(i % 5))) for i in range(50)], T0)
     good = source.engine.snapshot(["good"])
@@ -178,10 +178,35 @@ def test_a_snapshot_that_fails_to_restore_resets_its_model_only() -> None:
 
     assert pipeline.restore(PART, checkpoint) == (50, 0)
     assert pipeline.engine.models == ["good"]
-    assert pipeline.dirty == {PART: {"bad"}}
+    assert pipeline.dirty == {PART: {"bad"}}, "the next checkpoint replaces the bad record"
+    assert [invalid.model for invalid in checkpoint.invalid] == ["bad"]
     out = pipeline.handle([record(50, body("good", 50, 1.0))], T0)
-    assert [(f.stage, f.model) for f in out.failures] == [("restore", "bad")]
+    assert out.failures == [], "bad data is an invalid checkpoint record, not an internal error"
     assert out.events == {"good": 1}
+
+
+class RestoreBug(Engine):
+    """An engine with a bug when restoring one model's record (not a validation error)."""
+
+    def restore(self, data: bytes, only: Any = None) -> Any:
+        if only is not None and "bad" in only:
+            raise RuntimeError("restore bug")
+        return super().restore(data, only)
+
+
+def test_a_restore_that_raises_resets_its_model_only() -> None:
+    source = Pipeline(Engine(EngineSettings(), Limits()), Limits())
+    events = [record(i, body(m, i, float(i % 5))) for i in range(40) for m in ("bad", "good")]
+    source.handle(events, T0)
+    records, _, _ = checkpoint_records(source, PART, T0)
+    pipeline = Pipeline(RestoreBug(EngineSettings(), Limits()), Limits())
+
+    pipeline.restore(PART, read_partition(records))
+
+    assert pipeline.engine.models == ["good"]
+    assert pipeline.dirty == {PART: {"bad"}}
+    out = pipeline.handle([record(80, body("good", 80, 1.0))], T0)
+    assert [(f.stage, f.model) for f in out.failures] == [("restore", "bad")]
 
 
 class Bomb(bytes):
