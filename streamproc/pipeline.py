@@ -291,7 +291,7 @@ class Pipeline:
             except Exception as exc:  # not in an event: decoding or dead-letter building
                 del out.dead_letters[mark:]  # the whole message replaces its elements' letters
                 out.failures.append(Failure("decode", exc))
-                rejection = _internal_rejection(exc, None)
+                rejection = internal_rejection(exc, None)
                 out.dead_letters.append(
                     DeadLetter(record, rejection, _value(record), record.key, exc)
                 )
@@ -316,7 +316,7 @@ class Pipeline:
             except Exception as exc:  # a bug, a detector that throws, state that is bad
                 self.reset(event.model, record.partition)
                 out.failures.append(Failure("event", exc, event.model))
-                rejection, error = _internal_rejection(exc, event.model), exc
+                rejection, error = internal_rejection(exc, event.model), exc
             if rejection is not None:
                 if elements is None:
                     elements = _Elements(record.value or b"")
@@ -374,7 +374,9 @@ def _value(record: Record) -> bytes:
     return b"" if record.value is None else record.value
 
 
-def _internal_rejection(exc: Exception, model: str | None) -> Rejection:
+def internal_rejection(exc: Exception, model: str | None) -> Rejection:
+    """The ``internal_error`` rejection of an exception raised while processing: its type and
+    message, cut short (a dead-letter header, a replay report line)."""
     detail = f"internal error: {type(exc).__name__}: {exc}"
     if len(detail) > MAX_ERROR_DETAIL:
         detail = detail[:MAX_ERROR_DETAIL] + "..."

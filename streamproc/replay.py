@@ -15,6 +15,7 @@ from streamproc.alerts import Alert
 from streamproc.engine import Engine
 from streamproc.events import Event, Rejection, decode
 from streamproc.logs import one_line
+from streamproc.pipeline import internal_rejection
 from streamproc.settings import Limits
 
 
@@ -63,7 +64,8 @@ def replay(
     ``clock`` gives the processing time in epoch ms (used for events without
     ``ts`` and as the alerts' detection time). Blank lines are skipped; every
     other line counts, and a bad one is passed to ``on_rejection`` with its
-    1-based line number, never aborting the run.
+    1-based line number, never aborting the run. An exception while processing an event
+    costs that event and its model's state (``internal_error``), as in the worker.
 
     With ``tick_ms``, the engine's arrival monitor runs on event time: whenever the
     latest ``ts`` seen has advanced by ``tick_ms``, the engine is ticked with it, so a
@@ -84,7 +86,12 @@ def replay(
         for event in decoded.events:
             for alert in ticks.advance(event):
                 _alert(summary, alert, on_alert)
-            result = engine.process(event, now)
+            try:
+                result = engine.process(event, now)
+            except Exception as exc:  # as in the worker: the event is refused, its model reset
+                engine.forget([event.model])
+                _reject(summary, number, internal_rejection(exc, event.model), on_rejection)
+                continue
             if result.rejection is not None:
                 _reject(summary, number, result.rejection, on_rejection)
                 continue

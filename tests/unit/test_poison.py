@@ -25,6 +25,7 @@ from streamproc.logs import RejectionLog
 from streamproc.metrics import Metrics
 from streamproc.pipeline import Output, Pipeline, Record
 from streamproc.recovery import checkpoint_records
+from streamproc.replay import replay
 from streamproc.settings import (
     ArrivalOverride,
     ArrivalSettings,
@@ -285,3 +286,34 @@ async def test_an_alert_that_cannot_be_serialized_is_left_out_and_the_others_are
 
     assert [m["value"] for m in app.alerts_topic.sent] == [a.to_json() for a in good.alerts]
     assert [f.stage for f in out.failures] == ["send"]
+
+
+def test_replay_refuses_an_event_that_raises_and_goes_on_like_the_worker() -> None:
+    lines = [orjson.dumps(body(m, i, float(i % 7))) for i in range(300) for m in ("bad", "good")]
+    lines += [orjson.dumps(body("good", 300 + i, 50.0 + i % 3)) for i in range(300)]
+    rejected: list[tuple[int, Reason, str | None]] = []
+    alerts: list[Alert] = []
+
+    summary = replay(
+        lines,
+        poisoned_engine(armed=True),
+        Limits(),
+        clock=lambda: T0,
+        on_alert=alerts.append,
+        on_rejection=lambda n, r: rejected.append((n, r.reason, r.model)),
+    )
+
+    assert {(reason, model) for _, reason, model in rejected} == {(Reason.INTERNAL_ERROR, "bad")}
+    assert [n for n, _, _ in rejected] == list(range(1, 600, 2)), "every line of the bad model"
+    assert summary.events == 600
+    alone: list[Alert] = []
+    good = [line for line in lines if b'"good"' in line]
+    replay(
+        good,
+        Engine(EngineSettings(), Limits()),
+        Limits(),
+        clock=lambda: T0,
+        on_alert=alone.append,
+        on_rejection=lambda n, r: None,
+    )
+    assert alerts and [a.alert_id for a in alerts] == [a.alert_id for a in alone]
