@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
 import os
 import re
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,13 +40,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from streamproc.config_file import read_yaml
+from streamproc.detectors import DetectorSpec, DetectorType
+from streamproc.domain import INT32_MAX, StreamKind, check_magnitude
 from streamproc.errors import ConfigError
 
 ENV_PREFIX = "STREAMPROC_"
-
-INT32_MAX = 2**31 - 1
-"""Ceiling of every number setting without its own: counts, sizes and partitions reach
-Kafka and its clients as int32, and 2**31 seconds (68 years) is beyond any interval."""
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
@@ -56,12 +52,6 @@ _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 def _has_ceiling(field: FieldInfo) -> bool:
     return any(hasattr(m, "le") or hasattr(m, "lt") for m in field.metadata)
-
-
-def _check_magnitude(value: object) -> None:
-    """Refuse a number no consumer of settings can take (bools are ints, and always fit)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > INT32_MAX:
-        raise ValueError(f"must be between -{INT32_MAX} and {INT32_MAX} (2**31 - 1)")
 
 
 class _Frozen(BaseModel):
@@ -74,64 +64,8 @@ class _Frozen(BaseModel):
     def _fits(cls, value: Any, info: ValidationInfo) -> Any:
         """Every number field gets a ceiling, including fields added later without one."""
         if info.field_name is not None and not _has_ceiling(cls.model_fields[info.field_name]):
-            _check_magnitude(value)
+            check_magnitude(value)
         return value
-
-
-class StreamKind(StrEnum):
-    """What a stream measures; part of every stream's identity and alert."""
-
-    VALUE = "value"
-    """A numeric (or boolean as 0/1) feature's values."""
-    PREDICTION = "prediction"
-    """The model's numeric prediction, from feature events."""
-    MISSING_RATE = "missing_rate"
-    """1 when a feature is missing (null, NaN, inf, or absent after being seen), else 0."""
-    ERROR = "error"
-    """Per outcome: 0/1 misclassification, absolute error, or the given error/loss."""
-    CORRECTNESS = "correctness"
-    """Per outcome with labels or ``correct``: 1 when the prediction was right, else 0."""
-    ARRIVAL = "arrival"
-    """A model's feature events arriving at all: silence and ``recovered`` (docs/arrival.md)."""
-    RATE = "rate"
-    """A model's feature events per event-time bucket."""
-    FRESHNESS = "freshness"
-    """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
-
-
-DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
-
-
-class DetectorSpec(_Frozen):
-    """One River detector to run on a stream."""
-
-    # check_spec refuses nan and inf itself, naming the detector and the parameter.
-    model_config = ConfigDict(allow_inf_nan=True)
-
-    type: DetectorType = Field(description="River detector: adwin, page_hinkley, kswin, ddm, ...")
-    params: dict[str, float | int | str | bool | None] = Field(
-        default_factory=dict,
-        description="Constructor arguments of the River detector; unknown ones are an error.",
-    )
-
-    @field_validator("params")
-    @classmethod
-    def _check_params(
-        cls, params: dict[str, float | int | str | bool | None], info: ValidationInfo
-    ) -> dict[str, float | int | str | bool | None]:
-        """Checked here (not after the model) so an error's location ends in ``.params``."""
-        for key, value in params.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                continue  # check_spec's message on these says more
-            try:
-                _check_magnitude(value)
-            except ValueError as exc:
-                raise ValueError(f"parameter {key!r} {exc}") from None
-        if "type" in info.data:
-            from streamproc.detectors import check_spec  # detectors builds on these types
-
-            check_spec(cls.model_construct(type=info.data["type"], params=params))
-        return params
 
 
 def _specs(*types: DetectorType) -> tuple[DetectorSpec, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.arrival.freshness import FreshnessChange
 from streamproc.arrival.rate import RateChange, RateParams
-from streamproc.settings import StreamKind
+from streamproc.domain import StreamKind
 
 SILENCE, RECOVERED, RATE, FRESHNESS = "silence", "recovered", "rate", "freshness"
 EVENTS_STREAM, LAG_STREAM = "events", "lag"
@@ -82,20 +82,6 @@ def rate(
         if abs(math.log(ratio)) >= _CRITICAL_LOG_RATIO
         else Severity.WARNING,
     )
-
-
-def what(alert: Alert) -> str:
-    """The change of an arrival alert in words, for :func:`streamproc.alerts.summarize`."""
-    c = alert.change
-    before, after = c.mean_before or 0.0, c.mean_after or 0.0
-    kind = alert.stream.kind
-    if kind is StreamKind.ARRIVAL and c.direction == "up":
-        return f"recovered: sending again after {after:.0f} s of silence"
-    if kind is StreamKind.ARRIVAL:
-        return f"silent: no events for {after:.0f} s (window {c.window} s)"
-    if kind is StreamKind.RATE:
-        return f"rate {before:.3g} -> {after:.3g} events/s"
-    return f"lag {before:.3g} s -> {after:.3g} s"
 
 
 def rate_params(p: RateParams) -> dict[str, Any]:

@@ -15,11 +15,12 @@ import pytest
 
 from streamproc.alerts import Alert, Severity
 from streamproc.demo import ARRIVAL_MODELS, HALVED_AT, SILENT, scenario
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, OutcomeEvent, Reason
 from streamproc.pipeline import Pipeline, Record
 from streamproc.replay import replay
-from streamproc.settings import ArrivalOverride, ArrivalSettings, EngineSettings, Limits, StreamKind
+from streamproc.settings import ArrivalOverride, ArrivalSettings, EngineSettings, Limits
 
 T0 = 1_764_000_000_000
 S = 1000

@@ -12,12 +12,13 @@ import pytest
 
 from streamproc.alerts import Severity
 from streamproc.checkpoints import model_key, read_partition
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, OutcomeEvent, Reason, decode
 from streamproc.pipeline import Pipeline, Record
 from streamproc.recovery import checkpoint_records
 from streamproc.replay import replay
-from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind
+from streamproc.settings import ArrivalSettings, EngineSettings, Limits
 
 T0 = 1_764_000_000_000
 S = 1000
