@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,13 +41,19 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streamproc.config_file import read_yaml
+from streamproc.config_sources import (
+    ENV_PREFIX,
+    EnvironmentSource,
+    YamlFileSource,
+    config_path,
+    describe,
+    merge,
+)
 from streamproc.detectors import DetectorSpec, DetectorType
 from streamproc.domain import INT32_MAX, StreamKind, check_magnitude
 from streamproc.errors import ConfigError
-
-ENV_PREFIX = "STREAMPROC_"
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
@@ -359,16 +368,182 @@ class ArrivalOverride(_Frozen):
         return fnmatch.fnmatchcase(model, self.model)
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+class SilenceSettings(_Frozen):
+    """When a model counts as silent; the monitor reads these fields as they are."""
+
+    enabled: bool = Field(default=True, description="Alert when a model stops sending.")
+    factor: float = Field(
+        default=4.0, gt=0, description="Silence window: this times the longest recent gap..."
+    )
+    floor_seconds: float = Field(default=60.0, gt=0, description="...at least this...")
+    ceiling_seconds: float = Field(
+        default=3600.0, gt=0, description="...and at most this (also the window until known)."
+    )
+    memory_seconds: float = Field(
+        default=10_800.0, gt=0, description="Half-life of the remembered longest gap."
+    )
+    min_gaps: int = Field(
+        default=20, ge=0, description="Gaps to see before the window is derived from them."
+    )
+    seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A fixed window instead of the derived one; per model only "
+        "(arrival.overrides: silence_seconds).",
+        json_schema_extra={"env": False},
+    )
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> SilenceSettings:
+        if self.floor_seconds > self.ceiling_seconds:
+            raise ValueError("floor_seconds must not exceed ceiling_seconds")
+        return self
+
+    @cached_property
+    def fixed_ms(self) -> int | None:
+        return None if self.seconds is None else _ms(self.seconds)
+
+    @cached_property
+    def floor_ms(self) -> int:
+        return _ms(self.floor_seconds)
+
+    @cached_property
+    def ceiling_ms(self) -> int:
+        return _ms(self.ceiling_seconds)
+
+    @cached_property
+    def memory_ms(self) -> int:
+        return _ms(self.memory_seconds)
+
+    @cached_property
+    def described(self) -> dict[str, Any]:
+        """The parameters a silence alert carries (made once per model, shared by its alerts)."""
+        return {
+            "window_seconds": None if self.fixed_ms is None else self.fixed_ms / 1000,
+            "floor_seconds": self.floor_ms / 1000,
+            "ceiling_seconds": self.ceiling_ms / 1000,
+            "factor": self.factor,
+            "memory_seconds": self.memory_ms / 1000,
+            "min_gaps": self.min_gaps,
+        }
+
+
+class RateSettings(_Frozen):
+    """The event-rate CUSUM; the monitor reads these fields as they are."""
+
+    enabled: bool = Field(default=True, description="Alert when a model's event rate changes.")
+    bucket_seconds: float = Field(
+        default=60.0, ge=0.001, description="Events are counted per bucket of event time."
+    )
+    baseline_buckets: int = Field(
+        default=20, ge=2, description="Horizon of the baseline a bucket is compared with."
+    )
+    threshold: float = Field(
+        default=9.0, gt=0, description="CUSUM threshold, in standard deviations."
+    )
+    slack: float = Field(
+        default=1.0, ge=0, description="CUSUM allowance per bucket, in standard deviations."
+    )
+    min_count: float = Field(
+        default=10.0,
+        ge=1,
+        description="Judge the rate only while at least this many events per bucket are expected.",
+    )
+    warmup_buckets: int = Field(
+        default=10, ge=1, description="Buckets that only build the baseline."
+    )
+    cooldown_buckets: int = Field(
+        default=30, ge=0, description="After a rate alert, buckets before the next can fire."
+    )
+
+    @cached_property
+    def bucket_ms(self) -> int:
+        return _ms(self.bucket_seconds)
+
+    @cached_property
+    def alpha(self) -> float:
+        """Weight of the newest bucket in the baseline's exponential smoothing."""
+        return 2.0 / (self.baseline_buckets + 1)
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters a rate alert carries."""
+        return {
+            "bucket_seconds": self.bucket_ms / 1000,
+            "baseline_buckets": self.baseline_buckets,
+            "slack": self.slack,
+            "threshold": self.threshold,
+            "min_count": self.min_count,
+            "warmup_buckets": self.warmup_buckets,
+            "cooldown_buckets": self.cooldown_buckets,
+        }
+
+
+class FreshnessSettings(_Frozen):
+    """The event-time lag detector; the monitor reads these fields as they are."""
+
+    enabled: bool = Field(
+        default=True, description="Alert when events arrive much later than usual."
+    )
+    factor: float = Field(
+        default=10.0, gt=1, description="Alert when the recent lag is this many times the usual..."
+    )
+    min_lag_seconds: float = Field(default=60.0, ge=0, description="...and at least this long.")
+    recent_events: int = Field(default=20, ge=1, description="Span of the recent lag, in events.")
+    baseline_events: int = Field(
+        default=1000, ge=2, description="Span of the usual lag, in events."
+    )
+    warmup_events: int = Field(
+        default=50, ge=1, description="Lags to measure before a freshness alert can fire."
+    )
+
+    # Derived once, since the detector runs per event.
+    @cached_property
+    def recent_alpha(self) -> float:
+        return 2.0 / (self.recent_events + 1)
+
+    @cached_property
+    def baseline_alpha(self) -> float:
+        return 2.0 / (self.baseline_events + 1)
+
+    @cached_property
+    def limit(self) -> float:
+        """log(factor): how far above the usual lag the recent one must be, on the log scale."""
+        return math.log(self.factor)
+
+    @cached_property
+    def floor(self) -> float:
+        """log(1 + min lag in seconds): the recent lag must reach it too."""
+        return math.log1p(round(self.min_lag_seconds * 1000) / 1000.0)
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters a freshness alert carries."""
+        return {
+            "factor": self.factor,
+            "min_lag_seconds": round(self.min_lag_seconds * 1000) / 1000,
+            "recent_events": self.recent_events,
+            "baseline_events": self.baseline_events,
+            "warmup": self.warmup_events,
+        }
+
+
 class ArrivalPolicy(_Frozen):
     """The resolved arrival settings of one model: defaults with matching overrides applied."""
 
-    silence: bool
-    silence_seconds: float | None
-    silence_factor: float
-    silence_floor_seconds: float
-    silence_ceiling_seconds: float
+    silence: SilenceSettings
     rate: bool
     freshness: bool
+
+
+_SECTION_OF: dict[str, type[BaseModel]] = {
+    "silence": SilenceSettings,
+    "rate": RateSettings,
+    "freshness": FreshnessSettings,
+}
+_log = logging.getLogger(__name__)
 
 
 class ArrivalSettings(_Frozen):
@@ -388,88 +563,79 @@ class ArrivalSettings(_Frozen):
         description="Events whose ts is further ahead of processing time than this are "
         "rejected (future_timestamp).",
     )
-    silence: bool = Field(default=True, description="Alert when a model stops sending.")
-    silence_factor: float = Field(
-        default=4.0, gt=0, description="Silence window: this times the longest recent gap..."
+    silence: SilenceSettings = Field(
+        default_factory=SilenceSettings, description="When a model counts as silent."
     )
-    silence_floor_seconds: float = Field(default=60.0, gt=0, description="...at least this...")
-    silence_ceiling_seconds: float = Field(
-        default=3600.0, gt=0, description="...and at most this (also the window until known)."
-    )
-    silence_memory_seconds: float = Field(
-        default=10_800.0, gt=0, description="Half-life of the remembered longest gap."
-    )
-    silence_min_gaps: int = Field(
-        default=20, ge=0, description="Gaps to see before the window is derived from them."
-    )
-    rate: bool = Field(default=True, description="Alert when a model's event rate changes.")
-    rate_bucket_seconds: float = Field(
-        default=60.0, ge=0.001, description="Events are counted per bucket of event time."
-    )
-    rate_baseline_buckets: int = Field(
-        default=20, ge=2, description="Horizon of the baseline a bucket is compared with."
-    )
-    rate_threshold: float = Field(
-        default=9.0, gt=0, description="CUSUM threshold, in standard deviations."
-    )
-    rate_slack: float = Field(
-        default=1.0, ge=0, description="CUSUM allowance per bucket, in standard deviations."
-    )
-    rate_min_count: float = Field(
-        default=10.0,
-        ge=1,
-        description="Judge the rate only while at least this many events per bucket are expected.",
-    )
-    rate_warmup_buckets: int = Field(
-        default=10, ge=1, description="Buckets that only build the baseline."
-    )
-    rate_cooldown_buckets: int = Field(
-        default=30, ge=0, description="After a rate alert, buckets before the next can fire."
-    )
-    freshness: bool = Field(
-        default=True, description="Alert when events arrive much later than usual."
-    )
-    freshness_factor: float = Field(
-        default=10.0, gt=1, description="Alert when the recent lag is this many times the usual..."
-    )
-    freshness_min_lag_seconds: float = Field(
-        default=60.0, ge=0, description="...and at least this long."
-    )
-    freshness_recent_events: int = Field(
-        default=20, ge=1, description="Span of the recent lag, in events."
-    )
-    freshness_baseline_events: int = Field(
-        default=1000, ge=2, description="Span of the usual lag, in events."
-    )
-    freshness_warmup_events: int = Field(
-        default=50, ge=1, description="Lags to measure before a freshness alert can fire."
+    rate: RateSettings = Field(default_factory=RateSettings, description="The event-rate CUSUM.")
+    freshness: FreshnessSettings = Field(
+        default_factory=FreshnessSettings, description="The event-time lag detector."
     )
     overrides: tuple[ArrivalOverride, ...] = Field(
         default_factory=tuple, description="Per model glob; applied in order, later matches win."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        """Before 0.2 these sections were flat (``rate_bucket_seconds``, ``silence: false``);
+        such keys still load, into their section, with a deprecation line in the log."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for key, value in data.items():
+            section, _, name = key.partition("_")
+            if section not in _SECTION_OF:
+                continue
+            if not name and not isinstance(value, dict | BaseModel):
+                name = "enabled"
+            elif name not in _SECTION_OF[section].model_fields:
+                continue
+            nested = out.get(section)
+            if isinstance(nested, BaseModel):
+                nested = nested.model_dump(exclude_unset=True)
+            out[section] = {**(nested if isinstance(nested, dict) else {}), name: value}
+            if key != section:
+                del out[key]
+            _log.warning("arrival.%s is deprecated: use arrival.%s.%s", key, section, name)
+        return out
+
     @model_validator(mode="after")
-    def _check_silence_bounds(self) -> ArrivalSettings:
-        if self.silence_floor_seconds > self.silence_ceiling_seconds:
-            raise ValueError("silence_floor_seconds must not exceed silence_ceiling_seconds")
+    def _check_fixed_window(self) -> ArrivalSettings:
+        if self.silence.seconds is not None:
+            raise ValueError("silence.seconds is per model only: set it in arrival.overrides")
         return self
 
     def policy(self, model: str) -> ArrivalPolicy:
         """Resolve the arrival policy of one model (once per model, not per event)."""
         # silence_seconds is per model only: a fixed window suits some models, never all.
-        fields: dict[str, Any] = {
-            name: getattr(self, name, None) for name in ArrivalPolicy.model_fields
-        }
+        silence: dict[str, Any] = {}
+        switches = {"rate": self.rate.enabled, "freshness": self.freshness.enabled}
         for override in self.overrides:
             if override.matches(model):
-                fields.update(
-                    {k: v for k, v in override.model_dump(exclude_none=True).items() if k in fields}
-                )
-        return ArrivalPolicy(**fields)
+                for key, value in override.model_dump(exclude_none=True).items():
+                    if key in switches:
+                        switches[key] = value
+                    elif key.startswith("silence"):
+                        silence[key.removeprefix("silence").lstrip("_") or "enabled"] = value
+        # Not validated, as before: a per-model floor above the ceiling clamps to the ceiling.
+        # (Not model_copy either: it would copy the cached *_ms of the defaults.)
+        resolved = self.silence
+        if silence:
+            resolved = SilenceSettings.model_construct(**{**self.silence.model_dump(), **silence})
+        return ArrivalPolicy(silence=resolved, **switches)
 
 
-class Settings(_Frozen):
+class Settings(BaseSettings):
     """Everything streamproc is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        allow_inf_nan=False,
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
@@ -507,6 +673,24 @@ class Settings(_Frozen):
             )
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``Settings()``: keyword arguments, then the environment, then the YAML file; no
+        ``.env`` file or secrets directory. :func:`load_settings` adds error messages."""
+        file = config_path(None, os.environ)
+        return (
+            init_settings,
+            EnvironmentSource(settings_cls, os.environ, env_names()),
+            YamlFileSource(settings_cls, file),
+        )
+
     def topic_roles(self) -> dict[str, str]:
         """The worker's topics by setting key; the checkpoint one under ``topics.checkpoints``
         also when derived from ``kafka.group_id``."""
@@ -529,51 +713,33 @@ class Settings(_Frozen):
         return hashlib.sha256(orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation  # type: ignore[misc]
-    for name, field in Settings.model_fields.items()
-}
+def _is_scalar(field: FieldInfo) -> bool:
+    """Set by one environment variable: not a list or mapping, nor marked file-only."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("env") is False:
+        return False
+    return not any(s in str(field.annotation) for s in ("tuple", "dict"))
 
 
-def _is_scalar(annotation: Any) -> bool:
-    text = str(annotation)
-    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults"))
+def _keys(model: type[BaseModel], path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _keys(field.annotation, (*path, name))
+        elif _is_scalar(field):
+            yield (*path, name)
 
 
-def env_names() -> dict[str, tuple[str, str]]:
-    """Every environment variable streamproc reads, mapped to its (section, field)."""
-    names = {f"{ENV_PREFIX}CONFIG": ("", "config")}
-    for section, model in _SECTIONS.items():
-        for field_name, field in model.model_fields.items():
-            if _is_scalar(field.annotation):
-                names[f"{ENV_PREFIX}{section}_{field_name}".upper()] = (section, field_name)
+def env_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable streamproc reads, mapped to the path of its key.
+
+    The name is the prefix and the path joined by ``_`` (the nested delimiter), in capitals.
+    """
+    names: dict[str, tuple[str, ...]] = {f"{ENV_PREFIX}CONFIG": ("config",)}
+    for path in _keys(Settings, ()):
+        var = f"{ENV_PREFIX}{'_'.join(path)}".upper()
+        assert var not in names, f"{var} would name two settings"
+        names[var] = path
     return names
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    known = env_names()
-    out: dict[str, dict[str, str]] = {}
-    for var, value in environ.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        if var not in known:
-            raise ConfigError(f"unknown environment variable {var} (see docs/configuration.md)")
-        section, field_name = known[var]
-        if section:
-            out.setdefault(section, {})[field_name] = value
-    return out
-
-
-def _describe(exc: ValidationError, origin: str, env_keys: set[tuple[str, str]]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        where = origin
-        if len(err["loc"]) >= 2 and (str(err["loc"][0]), str(err["loc"][1])) in env_keys:
-            var = f"{ENV_PREFIX}{err['loc'][0]}_{err['loc'][1]}".upper()
-            where = f"environment variable {var}"
-        lines.append(f"{where}: {loc}: {err['msg']}" if loc else f"{where}: {err['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def load_settings(
@@ -585,18 +751,12 @@ def load_settings(
     Raises :class:`ConfigError` naming the file, key or variable at fault.
     """
     environ = os.environ if environ is None else environ
-    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
-        path = environ[f"{ENV_PREFIX}CONFIG"]
-    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
-    env = _env_overrides(environ)
-    for section, values in env.items():
-        current = data.get(section) or {}
-        if not isinstance(current, dict):
-            raise ConfigError(f"config file {path}: {section} must be a mapping")
-        data[section] = {**current, **values}
-    env_keys = {(s, f) for s, vals in env.items() for f in vals}
+    file = config_path(path, environ)
+    env = EnvironmentSource(Settings, environ, env_names())
+    values, data = env(), YamlFileSource(Settings, file)()
+    merge(data, values, f"config file {file}")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        origin = f"config file {path}" if path is not None else "settings"
-        raise ConfigError(_describe(exc, origin, env_keys)) from exc
+        origin = f"config file {file}" if file is not None else "settings"
+        raise ConfigError(describe(exc, origin, env.origins)) from exc

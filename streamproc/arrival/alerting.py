@@ -14,8 +14,9 @@ from typing import Any
 
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.arrival.freshness import FreshnessChange
-from streamproc.arrival.rate import RateChange, RateParams
+from streamproc.arrival.rate import RateChange
 from streamproc.domain import StreamKind
+from streamproc.settings import RateSettings
 
 SILENCE, RECOVERED, RATE, FRESHNESS = "silence", "recovered", "rate", "freshness"
 EVENTS_STREAM, LAG_STREAM = "events", "lag"
@@ -58,7 +59,7 @@ def silence(
 def rate(
     model: str,
     change: RateChange,
-    p: RateParams,
+    p: RateSettings,
     *,
     events: int,
     event: tuple[str | None, int],
@@ -72,7 +73,7 @@ def rate(
     return Alert(
         alert_id=alert_id(stream, 0, RATE, change.bucket),
         stream=stream,
-        detector={"type": RATE, "params": rate_params(p)},
+        detector={"type": RATE, "params": p.describe()},
         event_id=event[0],
         event_ts=event[1],
         detected_at=now,
@@ -82,18 +83,6 @@ def rate(
         if abs(math.log(ratio)) >= _CRITICAL_LOG_RATIO
         else Severity.WARNING,
     )
-
-
-def rate_params(p: RateParams) -> dict[str, Any]:
-    return {
-        "bucket_seconds": p.bucket_ms / 1000,
-        "baseline_buckets": p.baseline_buckets,
-        "slack": p.slack,
-        "threshold": p.threshold,
-        "min_count": p.min_count,
-        "warmup_buckets": p.warmup,
-        "cooldown_buckets": p.cooldown,
-    }
 
 
 def freshness(
