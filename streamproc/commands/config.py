@@ -56,7 +56,13 @@ def _default(field: Any) -> str:
 
 def _type(annotation: Any) -> str:
     text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-    for prefix in ("typing.", "pathlib.", "pydantic.types.", "streamproc.settings."):
+    for prefix in (
+        "typing.",
+        "pathlib.",
+        "pydantic.types.",
+        "streamproc.settings.arrival.",
+        "streamproc.settings.",
+    ):
         text = text.replace(prefix, "")
     return text.replace("SecretStr", "secret").replace("|", "\\|")
 
