@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test tools lint typecheck unit integration kafka-up kafka-down bench-quality bench-throughput clean
+.PHONY: run test tools lint typecheck layers unit integration kafka-up kafka-down bench-quality bench-throughput clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
@@ -24,13 +24,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The import contracts of pyproject.toml [tool.importlinter]: layers, no cycles.
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-test: tools lint typecheck
+test: tools lint typecheck layers
 	$(BIN)/pytest tests
 
 # Debian packages the tests use: prometheus (promtool checks deploy/prometheus, a real

@@ -17,9 +17,9 @@ import statistics
 import numpy as np
 
 from streamproc.arrival.monitor import ArrivalMonitor
-from streamproc.arrival.rate import Rate, RateParams
-from streamproc.arrival.silence import Silence, SilenceParams
-from streamproc.settings import ArrivalSettings
+from streamproc.arrival.rate import Rate
+from streamproc.arrival.silence import Silence
+from streamproc.settings import ArrivalSettings, RateSettings, SilenceSettings
 
 DAY = 1440
 """One-minute buckets per day (the default bucket)."""
@@ -31,7 +31,7 @@ def cycle(peak: float, buckets: int, rng: np.random.Generator) -> np.ndarray:
     return peak * (0.65 + 0.35 * np.sin(2 * math.pi * np.arange(buckets) / DAY + phase))
 
 
-def rate_alerts(counts: np.ndarray, p: RateParams) -> list[tuple[int, str]]:
+def rate_alerts(counts: np.ndarray, p: RateSettings) -> list[tuple[int, str]]:
     rate, found = Rate(), []
     for bucket, count in enumerate(counts.tolist()):
         if count:
@@ -41,7 +41,7 @@ def rate_alerts(counts: np.ndarray, p: RateParams) -> list[tuple[int, str]]:
     return found
 
 
-def rate_false_alarms(peak: float, p: RateParams, dispersion: float = 0.0) -> float:
+def rate_false_alarms(peak: float, p: RateSettings, dispersion: float = 0.0) -> float:
     total = 0
     for seed in range(WEEKS):
         rng = np.random.default_rng(seed)
@@ -52,7 +52,7 @@ def rate_false_alarms(peak: float, p: RateParams, dispersion: float = 0.0) -> fl
     return total / WEEKS
 
 
-def halving_delays(peak: float, p: RateParams) -> list[int | None]:
+def halving_delays(peak: float, p: RateSettings) -> list[int | None]:
     delays: list[int | None] = []
     for seed, hour in enumerate(list(range(24)) * 2):
         rng = np.random.default_rng(1000 + seed)
@@ -73,7 +73,7 @@ def arrivals(peak_per_second: float, rng: np.random.Generator, days: int = 7) ->
     return (times[keep] * 1000).astype(np.int64).tolist()
 
 
-def silence_measure(peak_per_second: float, p: SilenceParams) -> tuple[float, float]:
+def silence_measure(peak_per_second: float, p: SilenceSettings) -> tuple[float, float]:
     """(false silences per week, median window in seconds)."""
     false, windows = 0, []
     for seed in range(WEEKS):

@@ -34,9 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from streamproc import detectors
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import Event, FeatureEvent, OutcomeEvent
-from streamproc.settings import EngineSettings, Limits, StreamKind, load_settings
+from streamproc.settings import EngineSettings, Limits, load_settings
 
 MODEL = "bench"
 FEATURE = "x"

@@ -172,7 +172,7 @@ def engine_settings_json() -> str:
     """The engine's default settings with every scale-free default written out, so that
     another commit's code (``--baseline``) runs exactly the same detectors."""
     from streamproc import detectors
-    from streamproc.settings import DetectorSpec
+    from streamproc.detectors import DetectorSpec
 
     settings = EngineSettings()
     body = settings.model_dump(mode="json", include={"standardize", "warmup", "cooldown_events"})

@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 
-from streamproc.logs import one_line
-from streamproc.settings import StreamKind
+from streamproc.domain import StreamKind
 
 SCHEMA_VERSION = 2
 """Version 2: ids encode their parts unambiguously, so version 1 ids differ for every alert."""
@@ -130,28 +129,4 @@ def from_json(payload: bytes) -> Alert:
         change=Change(**body["change"]),
         severity=Severity(body["severity"]),
         schema_version=body.get("schema_version", SCHEMA_VERSION),
-    )
-
-
-_ARRIVAL_KINDS = frozenset({StreamKind.ARRIVAL, StreamKind.RATE, StreamKind.FRESHNESS})
-
-
-def summarize(alert: Alert) -> str:
-    """One human-readable line per alert, its names escaped so none can break the line."""
-    change = alert.change
-    if alert.stream.kind in _ARRIVAL_KINDS:
-        from streamproc.arrival.alerting import what as arrival_what  # it builds on this module
-
-        what = arrival_what(alert)
-    elif change.mean_before is not None and change.mean_after is not None:
-        what = f"mean {change.mean_before:.4g} -> {change.mean_after:.4g}"
-        if change.magnitude is not None:
-            what += f" ({change.magnitude:+.2f} sd)"
-    else:
-        what = f"direction {change.direction}"
-    stream = alert.stream
-    return one_line(
-        f"[{alert.severity.value.upper()}] model={stream.model} {stream.kind.value}:{stream.name} "
-        f"detector={alert.detector.get('type')} {what} after {alert.events_seen} events "
-        f"(event {alert.event_id or '-'}, id {alert.alert_id[:8]})"
     )

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from river import drift
 from river.drift import binary
 
-if TYPE_CHECKING:
-    from streamproc.settings import DetectorSpec
+from streamproc.domain import check_magnitude
 
 CLASSES: Final[Mapping[str, type[Any]]] = {
     "adwin": drift.ADWIN,
@@ -139,6 +139,45 @@ _KIND_NAMES: Final[Mapping[ParamKind, str]] = {
     "str": "a string",
     "int_or_none": "an integer or null",
 }
+
+
+DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
+
+
+class DetectorSpec(BaseModel):
+    """One River detector to run on a stream (an entry of the ``engine.detectors`` settings).
+
+    It lives with the detectors, not the settings, so that checking it needs nothing above
+    this module: settings build on it, it does not build on settings.
+    """
+
+    # check_spec refuses nan and inf itself, naming the detector and the parameter.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=True
+    )
+
+    type: DetectorType = Field(description="River detector: adwin, page_hinkley, kswin, ddm, ...")
+    params: dict[str, float | int | str | bool | None] = Field(
+        default_factory=dict,
+        description="Constructor arguments of the River detector; unknown ones are an error.",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(
+        cls, params: dict[str, float | int | str | bool | None], info: ValidationInfo
+    ) -> dict[str, float | int | str | bool | None]:
+        """Checked here (not after the model) so an error's location ends in ``.params``."""
+        for key, value in params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                continue  # check_spec's message on these says more
+            try:
+                check_magnitude(value)
+            except ValueError as exc:
+                raise ValueError(f"parameter {key!r} {exc}") from None
+        if "type" in info.data:
+            check_spec(cls.model_construct(type=info.data["type"], params=params))
+        return params
 
 
 def build(spec: DetectorSpec) -> Any:

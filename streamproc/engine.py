@@ -17,9 +17,10 @@ from typing import Any
 from streamproc import state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
+from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
-from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind, StreamPolicy
+from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamPolicy
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
 SNAPSHOT_VERSION = 1

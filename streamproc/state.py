@@ -47,8 +47,8 @@ from river._river_rust.stats import RsEWMean
 from river.drift.binary.hddm_w import SampleInfo
 
 from streamproc import detectors
+from streamproc.detectors import DetectorSpec
 from streamproc.errors import StateError
-from streamproc.settings import DetectorSpec
 
 FORMAT: Final = 1
 """Version of the encoded detector layout; a different one is refused, not guessed at."""

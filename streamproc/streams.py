@@ -19,9 +19,11 @@ from river import drift
 
 from streamproc import detectors, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
+from streamproc.detectors import DetectorSpec
+from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import MAX_ABS_NUMBER
-from streamproc.settings import DetectorSpec, StreamKind, StreamPolicy
+from streamproc.settings import StreamPolicy
 
 DetectorFactory = Callable[[DetectorSpec, bool], Any]
 """Builds a River detector for a spec; the flag says whether its input is standardized."""

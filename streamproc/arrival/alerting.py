@@ -14,8 +14,9 @@ from typing import Any
 
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.arrival.freshness import FreshnessChange
-from streamproc.arrival.rate import RateChange, RateParams
-from streamproc.settings import StreamKind
+from streamproc.arrival.rate import RateChange
+from streamproc.domain import StreamKind
+from streamproc.settings import RateSettings
 
 SILENCE, RECOVERED, RATE, FRESHNESS = "silence", "recovered", "rate", "freshness"
 EVENTS_STREAM, LAG_STREAM = "events", "lag"
@@ -58,7 +59,7 @@ def silence(
 def rate(
     model: str,
     change: RateChange,
-    p: RateParams,
+    p: RateSettings,
     *,
     events: int,
     event: tuple[str | None, int],
@@ -72,7 +73,7 @@ def rate(
     return Alert(
         alert_id=alert_id(stream, 0, RATE, change.bucket),
         stream=stream,
-        detector={"type": RATE, "params": rate_params(p)},
+        detector={"type": RATE, "params": p.describe()},
         event_id=event[0],
         event_ts=event[1],
         detected_at=now,
@@ -82,32 +83,6 @@ def rate(
         if abs(math.log(ratio)) >= _CRITICAL_LOG_RATIO
         else Severity.WARNING,
     )
-
-
-def what(alert: Alert) -> str:
-    """The change of an arrival alert in words, for :func:`streamproc.alerts.summarize`."""
-    c = alert.change
-    before, after = c.mean_before or 0.0, c.mean_after or 0.0
-    kind = alert.stream.kind
-    if kind is StreamKind.ARRIVAL and c.direction == "up":
-        return f"recovered: sending again after {after:.0f} s of silence"
-    if kind is StreamKind.ARRIVAL:
-        return f"silent: no events for {after:.0f} s (window {c.window} s)"
-    if kind is StreamKind.RATE:
-        return f"rate {before:.3g} -> {after:.3g} events/s"
-    return f"lag {before:.3g} s -> {after:.3g} s"
-
-
-def rate_params(p: RateParams) -> dict[str, Any]:
-    return {
-        "bucket_seconds": p.bucket_ms / 1000,
-        "baseline_buckets": p.baseline_buckets,
-        "slack": p.slack,
-        "threshold": p.threshold,
-        "min_count": p.min_count,
-        "warmup_buckets": p.warmup,
-        "cooldown_buckets": p.cooldown,
-    }
 
 
 def freshness(

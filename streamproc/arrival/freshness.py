@@ -18,50 +18,14 @@ does not.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from streamproc import state
+from streamproc.settings import FreshnessSettings
 
 _MAX_LOG_LAG = 700.0
 """Bound on restored lag means: expm1 of them stays finite."""
-
-
-@dataclass(frozen=True, slots=True)
-class FreshnessParams:
-    """The freshness detector's configuration (from the ``arrival`` settings)."""
-
-    factor: float
-    min_lag_ms: int
-    recent_events: int
-    baseline_events: int
-    warmup: int
-    recent_alpha: float = field(init=False)
-    baseline_alpha: float = field(init=False)
-    limit: float = field(init=False)
-    """log(factor): how far above the usual lag the recent one must be, on the log scale."""
-    floor: float = field(init=False)
-    """log(1 + min lag in seconds): the recent lag must reach it too."""
-
-    def __post_init__(self) -> None:
-        """Derived once, since the detector runs per event."""
-        derived = {
-            "recent_alpha": 2.0 / (self.recent_events + 1),
-            "baseline_alpha": 2.0 / (self.baseline_events + 1),
-            "limit": math.log(self.factor),
-            "floor": math.log1p(self.min_lag_ms / 1000.0),
-        }
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "factor": self.factor,
-            "min_lag_seconds": self.min_lag_ms / 1000,
-            "recent_events": self.recent_events,
-            "baseline_events": self.baseline_events,
-            "warmup": self.warmup,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +49,7 @@ class Freshness:
         self.late = False
         """An alert is out and the lag has not come back down."""
 
-    def observe(self, ts: int, arrived: int, p: FreshnessParams) -> FreshnessChange | None:
+    def observe(self, ts: int, arrived: int, p: FreshnessSettings) -> FreshnessChange | None:
         """Measure one event's lag (``arrived`` - ``ts``); a change when the model just
         became late."""
         lag = arrived - ts
@@ -101,7 +65,7 @@ class Freshness:
             if excess < p.limit / 2 or recent < p.floor / 2:
                 self.late = False
             return None
-        if excess < p.limit or recent < p.floor or self.n < p.warmup:
+        if excess < p.limit or recent < p.floor or self.n < p.warmup_events:
             return None
         self.late = True
         return FreshnessChange(math.expm1(usual), math.expm1(recent))

@@ -15,18 +15,17 @@ silence is noticed when event time, advanced by any model's events, passes the w
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from streamproc import state
 from streamproc.alerts import Alert
 from streamproc.arrival import alerting
-from streamproc.arrival.freshness import Freshness, FreshnessChange, FreshnessParams
-from streamproc.arrival.rate import Rate, RateChange, RateParams
-from streamproc.arrival.silence import Silence, SilenceParams
+from streamproc.arrival.freshness import Freshness, FreshnessChange
+from streamproc.arrival.rate import Rate, RateChange
+from streamproc.arrival.silence import Silence
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, Reason, Rejection
-from streamproc.settings import ArrivalSettings
+from streamproc.settings import ArrivalPolicy, ArrivalSettings, RateSettings, SilenceSettings
 
 ArrivalClock = Literal["processing", "event"]
 STATE_VERSION = 1
@@ -35,27 +34,12 @@ STALL_TICKS = 5
 like after a restart, silence is then measured from that tick, not from before the stall."""
 
 
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
-
-
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    """One model's resolved arrival settings (resolved when its state is made or restored)."""
-
-    silence: SilenceParams
-    silence_on: bool
-    silence_described: dict[str, Any]
-    rate: bool
-    freshness: bool
-
-
 class ModelArrival:
     """Arrival state of one model."""
 
     __slots__ = ("events", "freshness", "policy", "rate", "silence")
 
-    def __init__(self, policy: _Policy) -> None:
+    def __init__(self, policy: ArrivalPolicy) -> None:
         self.policy = policy
         self.events = 0
         """Feature events watched: the position of silence, recovered and freshness alerts."""
@@ -81,32 +65,17 @@ class ArrivalMonitor:
         self._settings = settings
         self._event_time = clock == "event"
         self._max_future_ms = round(settings.max_future_seconds * 1000)
-        self._stall_ms = max(5000, STALL_TICKS * _ms(settings.tick_seconds))
+        self._stall_ms = max(5000, STALL_TICKS * max(1, round(settings.tick_seconds * 1000)))
         self._last_tick: int | None = None
-        s = settings
-        self._rate = RateParams(
-            bucket_ms=_ms(s.rate_bucket_seconds),
-            baseline_buckets=s.rate_baseline_buckets,
-            slack=s.rate_slack,
-            threshold=s.rate_threshold,
-            min_count=s.rate_min_count,
-            warmup=s.rate_warmup_buckets,
-            cooldown=s.rate_cooldown_buckets,
-        )
-        self._freshness = FreshnessParams(
-            factor=s.freshness_factor,
-            min_lag_ms=round(s.freshness_min_lag_seconds * 1000),
-            recent_events=s.freshness_recent_events,
-            baseline_events=s.freshness_baseline_events,
-            warmup=s.freshness_warmup_events,
-        )
-        self._freshness_described = self._freshness.describe()
+        self._rate = settings.rate
+        self._freshness = settings.freshness
+        self._freshness_described = settings.freshness.describe()
 
     @property
-    def rate_params(self) -> RateParams:
+    def rate_params(self) -> RateSettings:
         return self._rate
 
-    def silence_params(self, model: str) -> SilenceParams:
+    def silence_params(self, model: str) -> SilenceSettings:
         """The silence settings ``model`` gets (for measurements and tests)."""
         return self._policy(model).silence
 
@@ -172,7 +141,7 @@ class ArrivalMonitor:
             alerts.append(
                 alerting.silence(
                     name,
-                    model.policy.silence_described,
+                    model.policy.silence.described,
                     recovered=True,
                     events=events,
                     event=ident,
@@ -232,7 +201,7 @@ class ArrivalMonitor:
 
     def _silence(self, name: str, model: ModelArrival, now_ms: int) -> Alert | None:
         policy = model.policy
-        if not policy.silence_on:
+        if not policy.silence.enabled:
             return None
         quiet = model.silence.check(now_ms, policy.silence)
         if quiet is None:
@@ -244,7 +213,7 @@ class ArrivalMonitor:
         policy, silence = model.policy, model.silence
         return alerting.silence(
             name,
-            policy.silence_described,
+            policy.silence.described,
             recovered=False,
             events=model.events,
             event=(silence.last_id, silence.last_ts or 0),
@@ -278,14 +247,5 @@ class ArrivalMonitor:
             raise StateError(f"{where}: {exc}") from exc
         return model
 
-    def _policy(self, model: str) -> _Policy:
-        s, p = self._settings, self._settings.policy(model)
-        params = SilenceParams(
-            fixed_ms=None if p.silence_seconds is None else _ms(p.silence_seconds),
-            floor_ms=_ms(p.silence_floor_seconds),
-            ceiling_ms=_ms(p.silence_ceiling_seconds),
-            factor=p.silence_factor,
-            memory_ms=_ms(s.silence_memory_seconds),
-            min_gaps=s.silence_min_gaps,
-        )
-        return _Policy(params, p.silence, params.describe(), p.rate, p.freshness)
+    def _policy(self, model: str) -> ArrivalPolicy:
+        return self._settings.policy(model)

@@ -26,32 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamproc import state
+from streamproc.settings import RateSettings
 
 _MAX_LOG = 350.0
 """Bound on a restored level or trend: exp(level + trend) stays finite."""
-
-
-@dataclass(frozen=True, slots=True)
-class RateParams:
-    """The rate detector's configuration (from the ``arrival`` settings)."""
-
-    bucket_ms: int
-    baseline_buckets: int
-    """Span of the baseline's exponential smoothing, in buckets."""
-    slack: float
-    """CUSUM allowance per bucket, in standard deviations."""
-    threshold: float
-    """CUSUM decision threshold, in standard deviations."""
-    min_count: float
-    """Expected events per bucket below which the rate is not judged."""
-    warmup: int
-    """Buckets that only build the baseline."""
-    cooldown: int
-    """Buckets after an alert during which the rate is not judged."""
-
-    @property
-    def alpha(self) -> float:
-        return 2.0 / (self.baseline_buckets + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +94,7 @@ class Rate:
         self.quiet = 0
         """Buckets left before the rate is judged again (cooldown after an alert)."""
 
-    def add(self, ts: int, p: RateParams, n: int = 1) -> RateChange | None:
+    def add(self, ts: int, p: RateSettings, n: int = 1) -> RateChange | None:
         """Count ``n`` events at event time ``ts``; returns the change, when the bucket this
         closes tipped the CUSUM."""
         bucket = ts // p.bucket_ms
@@ -135,7 +113,7 @@ class Rate:
         self.bucket, self.count = bucket, n
         return change
 
-    def _judge(self, bucket: int, count: int, p: RateParams) -> RateChange | None:
+    def _judge(self, bucket: int, count: int, p: RateSettings) -> RateChange | None:
         x = math.log(count)
         if not self.judged:
             self.level, self.judged = x, 1
@@ -158,9 +136,9 @@ class Rate:
         return change
 
     def _cusum(
-        self, bucket: int, z: float, expected: float, count: int, p: RateParams
+        self, bucket: int, z: float, expected: float, count: int, p: RateSettings
     ) -> RateChange | None:
-        if self.quiet > 0 or self.judged < p.warmup or expected < p.min_count:
+        if self.quiet > 0 or self.judged < p.warmup_buckets or expected < p.min_count:
             self.quiet = max(0, self.quiet - 1)
             self.low = self.high = 0.0
             return None
@@ -170,7 +148,7 @@ class Rate:
             return None
         direction = "down" if self.low > p.threshold else "up"
         self.low = self.high = 0.0
-        self.quiet = p.cooldown
+        self.quiet = p.cooldown_buckets
         return RateChange(bucket, direction, expected, count)
 
     def to_state(self) -> list[Any]:

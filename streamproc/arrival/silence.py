@@ -16,35 +16,10 @@ window, so only the models that really stopped alert.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from streamproc import state
-
-
-@dataclass(frozen=True, slots=True)
-class SilenceParams:
-    """How one model's silence window is set (from the ``arrival`` settings)."""
-
-    fixed_ms: int | None
-    """A configured window: used as is."""
-    floor_ms: int
-    ceiling_ms: int
-    factor: float
-    memory_ms: int
-    """Half-life of the remembered longest gap."""
-    min_gaps: int
-    """Gaps to see before the window is derived; until then it is the ceiling."""
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "window_seconds": None if self.fixed_ms is None else self.fixed_ms / 1000,
-            "floor_seconds": self.floor_ms / 1000,
-            "ceiling_seconds": self.ceiling_ms / 1000,
-            "factor": self.factor,
-            "memory_seconds": self.memory_ms / 1000,
-            "min_gaps": self.min_gaps,
-        }
+from streamproc.settings import SilenceSettings
 
 
 class Silence:
@@ -80,7 +55,7 @@ class Silence:
         self.silent = False
         """A silence alert is out and the model has not sent since."""
 
-    def window_ms(self, p: SilenceParams) -> int:
+    def window_ms(self, p: SilenceSettings) -> int:
         """How long the model may stay quiet before it counts as silent."""
         if p.fixed_ms is not None:
             return p.fixed_ms
@@ -88,12 +63,12 @@ class Silence:
             return p.ceiling_ms
         return int(min(p.ceiling_ms, max(p.floor_ms, p.factor * self.longest_ms(p))))
 
-    def longest_ms(self, p: SilenceParams) -> float:
+    def longest_ms(self, p: SilenceSettings) -> float:
         """The longest recent gap, decayed to the latest event time."""
         age = (self.last_ts or 0) - self.longest_at
         return self.longest * 0.5 ** (age / p.memory_ms) if age > 0 else self.longest
 
-    def observe(self, ts: int, event_id: str | None, now: int, p: SilenceParams) -> int | None:
+    def observe(self, ts: int, event_id: str | None, now: int, p: SilenceSettings) -> int | None:
         """Record an event; returns how long the model had been quiet when it ends an alerted
         silence (then a ``recovered`` alert is due), else None."""
         if self.anchor is None:
@@ -114,11 +89,11 @@ class Silence:
         self.last_ms, self.last_id = now, event_id
         return quiet
 
-    def _remember(self, gap: int, ts: int, p: SilenceParams) -> None:
+    def _remember(self, gap: int, ts: int, p: SilenceSettings) -> None:
         current = self.longest * 0.5 ** ((ts - self.longest_at) / p.memory_ms)
         self.longest, self.longest_at = max(float(gap), current), ts
 
-    def check(self, now: int, p: SilenceParams) -> int | None:
+    def check(self, now: int, p: SilenceSettings) -> int | None:
         """At clock time ``now``: how long since the model's last event, when its silence just
         exceeded the window (it is then marked silent, so one silence gives one alert)."""
         if self.anchor is None:

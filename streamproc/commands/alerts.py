@@ -11,12 +11,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamproc.alerts import from_json, summarize
+from streamproc.alerts import from_json
 from streamproc.connection import aiokafka_options
 from streamproc.errors import KafkaSetupError
 from streamproc.kafka_errors import translated
 from streamproc.logs import one_line
 from streamproc.settings import Settings, load_settings
+from streamproc.summaries import summarize
 from streamproc.topics import partition_counts
 
 

@@ -56,28 +56,54 @@ def _default(field: Any) -> str:
 
 def _type(annotation: Any) -> str:
     text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-    for prefix in ("typing.", "pathlib.", "pydantic.types.", "streamproc.settings."):
+    for prefix in (
+        "typing.",
+        "pathlib.",
+        "pydantic.types.",
+        "streamproc.settings.arrival.",
+        "streamproc.settings.",
+    ):
         text = text.replace(prefix, "")
     return text.replace("SecretStr", "secret").replace("|", "\\|")
 
 
 def reference() -> str:
-    """Markdown tables: every section, key, environment variable, type, default, meaning."""
+    """Markdown tables: every section, key, environment variable, type, default, meaning.
+
+    A nested section (``arrival.rate``) gets its own table after its parent's."""
     variables = {key: var for var, key in env_names().items()}
-    out = []
+    out: list[str] = []
     for section, section_field in Settings.model_fields.items():
-        model = section_field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
-        out.append(f"### `{section}`\n\n{(model.__doc__ or '').strip()}\n")
-        out.append("| key | environment variable | type | default | meaning |")
-        out.append("|---|---|---|---|---|")
-        for name, field in model.model_fields.items():
-            var = variables.get((section, name))
-            env = f"`{var}`" if var else "(file only)"
-            meaning = (field.description or "").replace("|", "\\|")
-            out.append(
-                f"| `{section}.{name}` | {env} | {_type(field.annotation)} | "
-                f"{_default(field)} | {meaning} |"
-            )
-        out.append("")
+        _table(out, (section,), section_field.annotation, variables)
     return "\n".join(out)
+
+
+def _table(
+    out: list[str], path: tuple[str, ...], model: Any, variables: dict[tuple[str, ...], str]
+) -> None:
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    dotted = ".".join(path)
+    out.append(f"### `{dotted}`\n\n{(model.__doc__ or '').strip()}\n")
+    out.append("| key | environment variable | type | default | meaning |")
+    out.append("|---|---|---|---|---|")
+    nested: list[tuple[str, Any]] = []
+    for name, field in model.model_fields.items():
+        var = variables.get((*path, name))
+        env = f"`{var}`" if var else "(file only)"
+        if _is_section(field.annotation):
+            env, nested = "(see below)", [*nested, (name, field.annotation)]
+        meaning = (field.description or "").replace("|", "\\|")
+        out.append(
+            f"| `{dotted}.{name}` | {env} | {_type(field.annotation)} | "
+            f"{_default(field)} | {meaning} |"
+        )
+    out.append("")
+    for name, annotation in nested:
+        _table(out, (*path, name), annotation, variables)
+
+
+def _is_section(annotation: Any) -> bool:
+    """A nested model whose keys have variables of their own (not a file-only list)."""
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return False
+    return any("tuple" not in str(f.annotation) for f in annotation.model_fields.values())

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamproc.alerts import SCHEMA_VERSION, Alert, StreamId, alert_id, from_json
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import Event, FeatureEvent
-from streamproc.settings import EngineSettings, Limits, StreamKind
+from streamproc.settings import EngineSettings, Limits
 
 NOW = 1_700_000_000_000
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,11 +15,18 @@ import pytest
 
 from streamproc.alerts import Alert, Severity
 from streamproc.demo import ARRIVAL_MODELS, HALVED_AT, SILENT, scenario
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, OutcomeEvent, Reason
 from streamproc.pipeline import Pipeline, Record
 from streamproc.replay import replay
-from streamproc.settings import ArrivalOverride, ArrivalSettings, EngineSettings, Limits, StreamKind
+from streamproc.settings import (
+    ArrivalOverride,
+    ArrivalSettings,
+    EngineSettings,
+    Limits,
+    RateSettings,
+)
 
 T0 = 1_764_000_000_000
 S = 1000
@@ -117,7 +124,7 @@ def test_a_stalled_process_does_not_report_every_model_silent() -> None:
 
 def halving_rate() -> list[Alert]:
     """40 events a second for two minutes, then 20, in one-second buckets."""
-    e = engine(rate_bucket_seconds=1)
+    e = engine(rate=RateSettings(bucket_seconds=1))
     alerts = []
     for i in range(180 * 40):
         ms = i * 25 if i < 120 * 40 else 120 * S + (i - 120 * 40) * 50
@@ -207,7 +214,7 @@ def test_snapshot_and_restore_continue_exactly_with_arrival_state() -> None:
     """On event time (as in replay), where no restart rule intervenes: the state codec is exact."""
 
     def fresh() -> Engine:
-        arrival = ArrivalSettings(rate_bucket_seconds=5)
+        arrival = ArrivalSettings(rate=RateSettings(bucket_seconds=5))
         return Engine(EngineSettings(), Limits(), arrival=arrival, arrival_clock="event")
 
     models: dict[str, Sends] = {"a": lambda t: t % 97 < 80, "b": always, "c": lambda t: t < 400}
@@ -237,7 +244,8 @@ def test_overrides_fix_the_window_or_turn_monitors_off_per_model_glob() -> None:
     found = {(a.stream.model, round((a.detected_at - T0) / S)) for a in alerts}
     assert found == {("online", 160), ("batch-1", 700)}
     assert settings.policy("batch-1").rate is False
-    assert settings.policy("online").silence_seconds is None
+    assert settings.policy("online").silence.seconds is None
+    assert settings.policy("batch-1").silence.fixed_ms == 600_000
 
 
 def test_arrival_alerts_follow_the_alert_schema() -> None:

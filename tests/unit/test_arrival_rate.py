@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from streamproc.arrival.monitor import ArrivalMonitor
-from streamproc.arrival.rate import Rate, RateChange, RateParams
-from streamproc.settings import ArrivalSettings
+from streamproc.arrival.rate import Rate, RateChange
+from streamproc.settings import ArrivalSettings, RateSettings
 
 BUCKET_MS = 60_000
 DAY = 1440
@@ -22,7 +22,7 @@ DAY = 1440
 WEEK = 7 * DAY
 
 
-def default_params() -> RateParams:
+def default_params() -> RateSettings:
     return ArrivalMonitor(ArrivalSettings()).rate_params
 
 
@@ -40,7 +40,7 @@ def daily_counts(
     return rng.poisson(mean)
 
 
-def run(counts: np.ndarray, params: RateParams) -> list[RateChange]:
+def run(counts: np.ndarray, params: RateSettings) -> list[RateChange]:
     rate, changes = Rate(), []
     for bucket, count in enumerate(counts.tolist()):
         if count:

@@ -7,22 +7,23 @@ import math
 import numpy as np
 import pytest
 
-from streamproc.arrival.silence import Silence, SilenceParams
+from streamproc.arrival.silence import Silence
+from streamproc.settings import SilenceSettings
 
 DAY_MS = 86_400_000
 
 
-def params(**overrides: float | None) -> SilenceParams:
+def params(**overrides: float | None) -> SilenceSettings:
     values: dict[str, float | None] = {
-        "fixed_ms": None,
-        "floor_ms": 60_000,
-        "ceiling_ms": 3_600_000,
+        "seconds": None,
+        "floor_seconds": 60,
+        "ceiling_seconds": 3_600,
         "factor": 4.0,
-        "memory_ms": 10_800_000,
+        "memory_seconds": 10_800,
         "min_gaps": 20,
     }
     values.update(overrides)
-    return SilenceParams(**values)  # type: ignore[arg-type]
+    return SilenceSettings(**values)  # type: ignore[arg-type]
 
 
 def daily_arrivals(peak_per_second: float, seed: int, days: int = 7) -> list[int]:
@@ -37,7 +38,7 @@ def daily_arrivals(peak_per_second: float, seed: int, days: int = 7) -> list[int
     return (times[keep] * 1000).astype(np.int64).tolist()
 
 
-def false_silences(arrivals: list[int], p: SilenceParams) -> int:
+def false_silences(arrivals: list[int], p: SilenceSettings) -> int:
     """Gaps longer than the window in force when they began: each would have been an alert."""
     silence, count = Silence(), 0
     for t in arrivals:
@@ -69,8 +70,8 @@ def test_the_window_follows_the_longest_recent_gap_within_floor_and_ceiling() ->
         t = 30_000 + i * 100_000
         silence.observe(t, None, t, p)
     assert silence.window_ms(p) == pytest.approx(400_000, rel=0.01), "4 x 100 s"
-    assert params(fixed_ms=5_000).fixed_ms == 5_000
-    assert silence.window_ms(params(fixed_ms=5_000)) == 5_000
+    assert params(seconds=5).fixed_ms == 5_000
+    assert silence.window_ms(params(seconds=5)) == 5_000
 
 
 def test_batches_set_the_window_by_their_pauses_not_their_mean_gap() -> None:

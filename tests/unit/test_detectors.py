@@ -14,8 +14,9 @@ from river import drift
 from river.drift import binary
 
 from streamproc import detectors
+from streamproc.detectors import DetectorSpec
 from streamproc.errors import ConfigError
-from streamproc.settings import DetectorSpec, load_settings
+from streamproc.settings import load_settings
 
 
 def values(shift: float = 1.0, n: int = 2000) -> list[float]:

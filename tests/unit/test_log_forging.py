@@ -12,12 +12,14 @@ from typing import Literal
 import orjson
 import pytest
 
-from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id, summarize
+from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.cli import main
 from streamproc.commands.alerts import _print
+from streamproc.domain import StreamKind
 from streamproc.logs import RejectionLog, setup_logging
 from streamproc.replay import Summary
-from streamproc.settings import LogSettings, StreamKind, env_names
+from streamproc.settings import LogSettings, env_names
+from streamproc.summaries import summarize
 
 FORGED = "m\n1999-01-01 00:00:00,000 ERROR   streamproc.worker: forged"
 # Each would end the line for a terminal or for str.splitlines, or rewrite what is shown.

@@ -116,7 +116,7 @@ def test_model_label_is_capped() -> None:
 
 
 def test_stream_kinds_and_reasons_may_be_str_enums() -> None:
-    from streamproc.settings import StreamKind
+    from streamproc.domain import StreamKind
 
     registry = CollectorRegistry()
     metrics = Metrics(registry)

@@ -12,12 +12,13 @@ import pytest
 
 from streamproc.alerts import Severity
 from streamproc.checkpoints import model_key, read_partition
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, OutcomeEvent, Reason, decode
 from streamproc.pipeline import Pipeline, Record
 from streamproc.recovery import checkpoint_records
 from streamproc.replay import replay
-from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind
+from streamproc.settings import ArrivalSettings, EngineSettings, Limits, SilenceSettings
 
 T0 = 1_764_000_000_000
 S = 1000
@@ -29,7 +30,7 @@ def feature(model: str, ts: int, i: int = 0) -> FeatureEvent:
 
 
 def engine(limits: Limits, *, arrival: bool = True) -> Engine:
-    settings = ArrivalSettings(silence_floor_seconds=10, silence_ceiling_seconds=60)
+    settings = ArrivalSettings(silence=SilenceSettings(floor_seconds=10, ceiling_seconds=60))
     return Engine(EngineSettings(), limits, arrival=settings if arrival else None)
 
 
@@ -184,7 +185,7 @@ def test_replay_evicts_on_event_time() -> None:
     e = Engine(
         EngineSettings(),
         limits,
-        arrival=ArrivalSettings(silence_floor_seconds=10, silence_ceiling_seconds=60),
+        arrival=ArrivalSettings(silence=SilenceSettings(floor_seconds=10, ceiling_seconds=60)),
         arrival_clock="event",
     )
     lines = [orjson.dumps({"model": "gone", "ts": T0, "features": {"x": 1.0}})]

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamproc.alerts import Alert
+from streamproc.detectors import DetectorSpec
 from streamproc.engine import Engine
 from streamproc.events import MAX_ABS_NUMBER, EventKind, Reason, decode
-from streamproc.settings import DetectorDefaults, DetectorSpec, EngineSettings, Limits
+from streamproc.settings import DetectorDefaults, EngineSettings, Limits
 from streamproc.streams import MIN_SCALE
 from tests.unit.test_engine import NOW
 

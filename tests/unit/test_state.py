@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from river import drift
 
 from streamproc import detectors, state
+from streamproc.detectors import DetectorSpec
 from streamproc.errors import StateError
-from streamproc.settings import DetectorSpec
 
 # Detectors and parameters covering every type and every state shape (deques, Random,
 # Rust helpers, nested stats, bound methods chosen by mode, optional short window).

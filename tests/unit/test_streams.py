@@ -8,7 +8,9 @@ from river import drift
 
 from streamproc import state
 from streamproc.alerts import StreamId
-from streamproc.settings import DetectorSpec, StreamKind, StreamPolicy
+from streamproc.detectors import DetectorSpec
+from streamproc.domain import StreamKind
+from streamproc.settings import StreamPolicy
 from streamproc.streams import Stream, default_factory
 
 

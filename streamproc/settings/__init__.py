@@ -1,10 +1,13 @@
 """Configuration, parsed once at the edge into frozen objects.
 
-Sources, later ones winning: defaults, a YAML file (``--config FILE`` or
-``STREAMPROC_CONFIG``), then environment variables. Every scalar setting has an
-environment variable named ``STREAMPROC_<SECTION>_<FIELD>`` (for example
-``STREAMPROC_KAFKA_BOOTSTRAP_SERVERS``); :func:`env_names` lists them all and
-docs/configuration.md documents each one next to its field description.
+:class:`Settings` is a pydantic-settings ``BaseSettings``. Sources, later ones winning:
+defaults, a YAML file (``--config FILE`` or ``STREAMPROC_CONFIG``), then environment
+variables (both sources in :mod:`streamproc.config_sources`). Every scalar setting has an
+environment variable named ``STREAMPROC_<SECTION>_<FIELD>``, nested sections joined by
+``_`` too (``STREAMPROC_KAFKA_BOOTSTRAP_SERVERS``, ``STREAMPROC_ARRIVAL_RATE_SLACK``);
+:func:`env_names` lists them all and docs/configuration.md documents each one next to
+its field description. The arrival sections are in :mod:`streamproc.settings.arrival`,
+the base of every section in :mod:`streamproc.settings.frozen`.
 
 Errors name the key at fault (``engine.overrides.0.detectors.1.params.delta``)
 and, for environment variables, the variable. Rules every setting follows,
@@ -20,125 +23,80 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
 import os
 import re
-from collections.abc import Mapping
-from enum import StrEnum
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streamproc.config_file import read_yaml
+from streamproc.config_sources import (
+    ENV_PREFIX,
+    EnvironmentSource,
+    YamlFileSource,
+    config_path,
+    describe,
+    merge,
+)
+from streamproc.detectors import DetectorSpec, DetectorType
+from streamproc.domain import INT32_MAX, StreamKind
 from streamproc.errors import ConfigError
+from streamproc.settings.arrival import (
+    ArrivalOverride,
+    ArrivalPolicy,
+    ArrivalSettings,
+    FreshnessSettings,
+    RateSettings,
+    SilenceSettings,
+)
+from streamproc.settings.frozen import Frozen
 
-ENV_PREFIX = "STREAMPROC_"
-
-INT32_MAX = 2**31 - 1
-"""Ceiling of every number setting without its own: counts, sizes and partitions reach
-Kafka and its clients as int32, and 2**31 seconds (68 years) is beyond any interval."""
+__all__ = [
+    "ENV_PREFIX",
+    "INT32_MAX",
+    "ArrivalOverride",
+    "ArrivalPolicy",
+    "ArrivalSettings",
+    "DetectorDefaults",
+    "EngineSettings",
+    "FreshnessSettings",
+    "Frozen",
+    "KafkaSettings",
+    "Limits",
+    "LogSettings",
+    "MetricsSettings",
+    "Override",
+    "RateSettings",
+    "Settings",
+    "SilenceSettings",
+    "StreamPolicy",
+    "TopicSettings",
+    "WorkerSettings",
+    "check_topic_name",
+    "env_names",
+    "load_settings",
+]
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
-
-
-def _has_ceiling(field: FieldInfo) -> bool:
-    return any(hasattr(m, "le") or hasattr(m, "lt") for m in field.metadata)
-
-
-def _check_magnitude(value: object) -> None:
-    """Refuse a number no consumer of settings can take (bools are ints, and always fit)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > INT32_MAX:
-        raise ValueError(f"must be between -{INT32_MAX} and {INT32_MAX} (2**31 - 1)")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
-    )
-
-    @field_validator("*")
-    @classmethod
-    def _fits(cls, value: Any, info: ValidationInfo) -> Any:
-        """Every number field gets a ceiling, including fields added later without one."""
-        if info.field_name is not None and not _has_ceiling(cls.model_fields[info.field_name]):
-            _check_magnitude(value)
-        return value
-
-
-class StreamKind(StrEnum):
-    """What a stream measures; part of every stream's identity and alert."""
-
-    VALUE = "value"
-    """A numeric (or boolean as 0/1) feature's values."""
-    PREDICTION = "prediction"
-    """The model's numeric prediction, from feature events."""
-    MISSING_RATE = "missing_rate"
-    """1 when a feature is missing (null, NaN, inf, or absent after being seen), else 0."""
-    ERROR = "error"
-    """Per outcome: 0/1 misclassification, absolute error, or the given error/loss."""
-    CORRECTNESS = "correctness"
-    """Per outcome with labels or ``correct``: 1 when the prediction was right, else 0."""
-    ARRIVAL = "arrival"
-    """A model's feature events arriving at all: silence and ``recovered`` (docs/arrival.md)."""
-    RATE = "rate"
-    """A model's feature events per event-time bucket."""
-    FRESHNESS = "freshness"
-    """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
-
-
-DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
-
-
-class DetectorSpec(_Frozen):
-    """One River detector to run on a stream."""
-
-    # check_spec refuses nan and inf itself, naming the detector and the parameter.
-    model_config = ConfigDict(allow_inf_nan=True)
-
-    type: DetectorType = Field(description="River detector: adwin, page_hinkley, kswin, ddm, ...")
-    params: dict[str, float | int | str | bool | None] = Field(
-        default_factory=dict,
-        description="Constructor arguments of the River detector; unknown ones are an error.",
-    )
-
-    @field_validator("params")
-    @classmethod
-    def _check_params(
-        cls, params: dict[str, float | int | str | bool | None], info: ValidationInfo
-    ) -> dict[str, float | int | str | bool | None]:
-        """Checked here (not after the model) so an error's location ends in ``.params``."""
-        for key, value in params.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                continue  # check_spec's message on these says more
-            try:
-                _check_magnitude(value)
-            except ValueError as exc:
-                raise ValueError(f"parameter {key!r} {exc}") from None
-        if "type" in info.data:
-            from streamproc.detectors import check_spec  # detectors builds on these types
-
-            check_spec(cls.model_construct(type=info.data["type"], params=params))
-        return params
 
 
 def _specs(*types: DetectorType) -> tuple[DetectorSpec, ...]:
     return tuple(DetectorSpec(type=t) for t in types)
 
 
-class DetectorDefaults(_Frozen):
+class DetectorDefaults(Frozen):
     """Detectors per stream kind, before overrides."""
 
     # ADWIN plus Page-Hinkley, on standardized values clipped at +/-4 (streams.CLIP): the
@@ -169,7 +127,7 @@ class DetectorDefaults(_Frozen):
         return specs
 
 
-class Override(_Frozen):
+class Override(Frozen):
     """Settings for the streams whose model and name match the globs."""
 
     model: str = Field(default="*", description="Glob on the model id.")
@@ -192,7 +150,7 @@ class Override(_Frozen):
         )
 
 
-class StreamPolicy(_Frozen):
+class StreamPolicy(Frozen):
     """The resolved settings of one stream: defaults with every matching override applied."""
 
     detectors: tuple[DetectorSpec, ...]
@@ -201,7 +159,7 @@ class StreamPolicy(_Frozen):
     cooldown_events: int
 
 
-class EngineSettings(_Frozen):
+class EngineSettings(Frozen):
     """How streams are watched. See docs/detectors.md."""
 
     standardize: bool = Field(
@@ -245,7 +203,7 @@ class EngineSettings(_Frozen):
         return StreamPolicy(**fields)
 
 
-class Limits(_Frozen):
+class Limits(Frozen):
     """Bounds on input, enforced with a reason code so a producer bug cannot exhaust memory."""
 
     max_message_bytes: int = Field(
@@ -286,7 +244,7 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class KafkaSettings(_Frozen):
+class KafkaSettings(Frozen):
     """How to reach the cluster."""
 
     bootstrap_servers: str = Field(
@@ -324,7 +282,7 @@ class KafkaSettings(_Frozen):
         return self
 
 
-class TopicSettings(_Frozen):
+class TopicSettings(Frozen):
     """Topic names and how missing ones are created."""
 
     features: str = Field(default="features", description="Feature events, keyed by model.")
@@ -361,7 +319,7 @@ def check_topic_name(name: str) -> None:
         )
 
 
-class WorkerSettings(_Frozen):
+class WorkerSettings(Frozen):
     """The streaming worker's behaviour."""
 
     checkpoint_interval_seconds: float = Field(
@@ -384,7 +342,7 @@ class WorkerSettings(_Frozen):
     web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
 
 
-class MetricsSettings(_Frozen):
+class MetricsSettings(Frozen):
     """Prometheus exposition."""
 
     host: str = Field(default="0.0.0.0", description="Address of the metrics/health server.")
@@ -396,7 +354,7 @@ class MetricsSettings(_Frozen):
     )
 
 
-class LogSettings(_Frozen):
+class LogSettings(Frozen):
     """Logging."""
 
     format: Literal["text", "json"] = Field(
@@ -407,135 +365,17 @@ class LogSettings(_Frozen):
     )
 
 
-class ArrivalOverride(_Frozen):
-    """Arrival settings for the models whose id matches the glob."""
-
-    model: str = Field(default="*", description="Glob on the model id.")
-    silence: bool | None = Field(default=None, description="Watch for silence.")
-    silence_seconds: float | None = Field(
-        default=None, gt=0, description="A fixed silence window instead of the derived one."
-    )
-    silence_factor: float | None = Field(default=None, gt=0)
-    silence_floor_seconds: float | None = Field(default=None, gt=0)
-    silence_ceiling_seconds: float | None = Field(default=None, gt=0)
-    rate: bool | None = Field(default=None, description="Watch the event rate.")
-    freshness: bool | None = Field(default=None, description="Watch the event-time lag.")
-
-    def matches(self, model: str) -> bool:
-        return fnmatch.fnmatchcase(model, self.model)
-
-
-class ArrivalPolicy(_Frozen):
-    """The resolved arrival settings of one model: defaults with matching overrides applied."""
-
-    silence: bool
-    silence_seconds: float | None
-    silence_factor: float
-    silence_floor_seconds: float
-    silence_ceiling_seconds: float
-    rate: bool
-    freshness: bool
-
-
-class ArrivalSettings(_Frozen):
-    """Is data arriving? Silence, rate and freshness per model. See docs/arrival.md."""
-
-    enabled: bool = Field(
-        default=True,
-        description="Watch every model's feature events for silence, rate changes and lateness, "
-        "and reject events from the future.",
-    )
-    tick_seconds: float = Field(
-        default=1.0, gt=0, description="How often the worker checks every model for silence."
-    )
-    max_future_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="Events whose ts is further ahead of processing time than this are "
-        "rejected (future_timestamp).",
-    )
-    silence: bool = Field(default=True, description="Alert when a model stops sending.")
-    silence_factor: float = Field(
-        default=4.0, gt=0, description="Silence window: this times the longest recent gap..."
-    )
-    silence_floor_seconds: float = Field(default=60.0, gt=0, description="...at least this...")
-    silence_ceiling_seconds: float = Field(
-        default=3600.0, gt=0, description="...and at most this (also the window until known)."
-    )
-    silence_memory_seconds: float = Field(
-        default=10_800.0, gt=0, description="Half-life of the remembered longest gap."
-    )
-    silence_min_gaps: int = Field(
-        default=20, ge=0, description="Gaps to see before the window is derived from them."
-    )
-    rate: bool = Field(default=True, description="Alert when a model's event rate changes.")
-    rate_bucket_seconds: float = Field(
-        default=60.0, ge=0.001, description="Events are counted per bucket of event time."
-    )
-    rate_baseline_buckets: int = Field(
-        default=20, ge=2, description="Horizon of the baseline a bucket is compared with."
-    )
-    rate_threshold: float = Field(
-        default=9.0, gt=0, description="CUSUM threshold, in standard deviations."
-    )
-    rate_slack: float = Field(
-        default=1.0, ge=0, description="CUSUM allowance per bucket, in standard deviations."
-    )
-    rate_min_count: float = Field(
-        default=10.0,
-        ge=1,
-        description="Judge the rate only while at least this many events per bucket are expected.",
-    )
-    rate_warmup_buckets: int = Field(
-        default=10, ge=1, description="Buckets that only build the baseline."
-    )
-    rate_cooldown_buckets: int = Field(
-        default=30, ge=0, description="After a rate alert, buckets before the next can fire."
-    )
-    freshness: bool = Field(
-        default=True, description="Alert when events arrive much later than usual."
-    )
-    freshness_factor: float = Field(
-        default=10.0, gt=1, description="Alert when the recent lag is this many times the usual..."
-    )
-    freshness_min_lag_seconds: float = Field(
-        default=60.0, ge=0, description="...and at least this long."
-    )
-    freshness_recent_events: int = Field(
-        default=20, ge=1, description="Span of the recent lag, in events."
-    )
-    freshness_baseline_events: int = Field(
-        default=1000, ge=2, description="Span of the usual lag, in events."
-    )
-    freshness_warmup_events: int = Field(
-        default=50, ge=1, description="Lags to measure before a freshness alert can fire."
-    )
-    overrides: tuple[ArrivalOverride, ...] = Field(
-        default_factory=tuple, description="Per model glob; applied in order, later matches win."
-    )
-
-    @model_validator(mode="after")
-    def _check_silence_bounds(self) -> ArrivalSettings:
-        if self.silence_floor_seconds > self.silence_ceiling_seconds:
-            raise ValueError("silence_floor_seconds must not exceed silence_ceiling_seconds")
-        return self
-
-    def policy(self, model: str) -> ArrivalPolicy:
-        """Resolve the arrival policy of one model (once per model, not per event)."""
-        # silence_seconds is per model only: a fixed window suits some models, never all.
-        fields: dict[str, Any] = {
-            name: getattr(self, name, None) for name in ArrivalPolicy.model_fields
-        }
-        for override in self.overrides:
-            if override.matches(model):
-                fields.update(
-                    {k: v for k, v in override.model_dump(exclude_none=True).items() if k in fields}
-                )
-        return ArrivalPolicy(**fields)
-
-
-class Settings(_Frozen):
+class Settings(BaseSettings):
     """Everything streamproc is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        allow_inf_nan=False,
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
@@ -573,6 +413,24 @@ class Settings(_Frozen):
             )
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """``Settings()``: keyword arguments, then the environment, then the YAML file; no
+        ``.env`` file or secrets directory. :func:`load_settings` adds error messages."""
+        file = config_path(None, os.environ)
+        return (
+            init_settings,
+            EnvironmentSource(settings_cls, os.environ, env_names()),
+            YamlFileSource(settings_cls, file),
+        )
+
     def topic_roles(self) -> dict[str, str]:
         """The worker's topics by setting key; the checkpoint one under ``topics.checkpoints``
         also when derived from ``kafka.group_id``."""
@@ -595,51 +453,33 @@ class Settings(_Frozen):
         return hashlib.sha256(orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
-_SECTIONS: dict[str, type[BaseModel]] = {
-    name: field.annotation  # type: ignore[misc]
-    for name, field in Settings.model_fields.items()
-}
+def _is_scalar(field: FieldInfo) -> bool:
+    """Set by one environment variable: not a list or mapping, nor marked file-only."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and extra.get("env") is False:
+        return False
+    return not any(s in str(field.annotation) for s in ("tuple", "dict"))
 
 
-def _is_scalar(annotation: Any) -> bool:
-    text = str(annotation)
-    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults"))
+def _keys(model: type[BaseModel], path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _keys(field.annotation, (*path, name))
+        elif _is_scalar(field):
+            yield (*path, name)
 
 
-def env_names() -> dict[str, tuple[str, str]]:
-    """Every environment variable streamproc reads, mapped to its (section, field)."""
-    names = {f"{ENV_PREFIX}CONFIG": ("", "config")}
-    for section, model in _SECTIONS.items():
-        for field_name, field in model.model_fields.items():
-            if _is_scalar(field.annotation):
-                names[f"{ENV_PREFIX}{section}_{field_name}".upper()] = (section, field_name)
+def env_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable streamproc reads, mapped to the path of its key.
+
+    The name is the prefix and the path joined by ``_`` (the nested delimiter), in capitals.
+    """
+    names: dict[str, tuple[str, ...]] = {f"{ENV_PREFIX}CONFIG": ("config",)}
+    for path in _keys(Settings, ()):
+        var = f"{ENV_PREFIX}{'_'.join(path)}".upper()
+        assert var not in names, f"{var} would name two settings"
+        names[var] = path
     return names
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    known = env_names()
-    out: dict[str, dict[str, str]] = {}
-    for var, value in environ.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        if var not in known:
-            raise ConfigError(f"unknown environment variable {var} (see docs/configuration.md)")
-        section, field_name = known[var]
-        if section:
-            out.setdefault(section, {})[field_name] = value
-    return out
-
-
-def _describe(exc: ValidationError, origin: str, env_keys: set[tuple[str, str]]) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        where = origin
-        if len(err["loc"]) >= 2 and (str(err["loc"][0]), str(err["loc"][1])) in env_keys:
-            var = f"{ENV_PREFIX}{err['loc'][0]}_{err['loc'][1]}".upper()
-            where = f"environment variable {var}"
-        lines.append(f"{where}: {loc}: {err['msg']}" if loc else f"{where}: {err['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def load_settings(
@@ -651,18 +491,12 @@ def load_settings(
     Raises :class:`ConfigError` naming the file, key or variable at fault.
     """
     environ = os.environ if environ is None else environ
-    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
-        path = environ[f"{ENV_PREFIX}CONFIG"]
-    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
-    env = _env_overrides(environ)
-    for section, values in env.items():
-        current = data.get(section) or {}
-        if not isinstance(current, dict):
-            raise ConfigError(f"config file {path}: {section} must be a mapping")
-        data[section] = {**current, **values}
-    env_keys = {(s, f) for s, vals in env.items() for f in vals}
+    file = config_path(path, environ)
+    env = EnvironmentSource(Settings, environ, env_names())
+    values, data = env(), YamlFileSource(Settings, file)()
+    merge(data, values, f"config file {file}")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        origin = f"config file {path}" if path is not None else "settings"
-        raise ConfigError(_describe(exc, origin, env_keys)) from exc
+        origin = f"config file {file}" if file is not None else "settings"
+        raise ConfigError(describe(exc, origin, env.origins)) from exc
