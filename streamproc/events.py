@@ -148,6 +148,20 @@ class Rejection:
     """The event's model, when it could be read (for per-model metrics)."""
 
 
+MAX_ERROR_DETAIL = 200
+"""An internal error's message header is cut to this many characters (exception texts may
+quote data of any size)."""
+
+
+def internal_rejection(exc: Exception, model: str | None) -> Rejection:
+    """The ``internal_error`` rejection of an exception raised while processing: its type and
+    message, cut short (a dead-letter header, a replay report line)."""
+    detail = f"internal error: {type(exc).__name__}: {exc}"
+    if len(detail) > MAX_ERROR_DETAIL:
+        detail = detail[:MAX_ERROR_DETAIL] + "..."
+    return Rejection(Reason.INTERNAL_ERROR, detail, model=model)
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """What one message decoded into: accepted events, in order, and rejections."""

@@ -17,14 +17,11 @@ from streamproc.alerts import Alert
 from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.errors import StateError
-from streamproc.events import Decoded, Event, EventKind, Reason, Rejection, decode
+from streamproc.events import Decoded, Event, EventKind, Rejection, decode, internal_rejection
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
 
 HEADER_PREFIX = "streamproc."
-MAX_ERROR_DETAIL = 200
-"""An internal error's message header is cut to this many characters (exception texts may
-quote data of any size)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,15 +369,6 @@ class Pipeline:
 
 def _value(record: Record) -> bytes:
     return b"" if record.value is None else record.value
-
-
-def internal_rejection(exc: Exception, model: str | None) -> Rejection:
-    """The ``internal_error`` rejection of an exception raised while processing: its type and
-    message, cut short (a dead-letter header, a replay report line)."""
-    detail = f"internal error: {type(exc).__name__}: {exc}"
-    if len(detail) > MAX_ERROR_DETAIL:
-        detail = detail[:MAX_ERROR_DETAIL] + "..."
-    return Rejection(Reason.INTERNAL_ERROR, detail, model=model)
 
 
 def _at(rejection: Rejection, decoded: Decoded, position: int) -> Rejection:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 from streamproc.alerts import Alert
 from streamproc.engine import Engine
-from streamproc.events import Event, Rejection, decode
+from streamproc.events import Event, Rejection, decode, internal_rejection
 from streamproc.logs import one_line
-from streamproc.pipeline import internal_rejection
 from streamproc.settings import Limits
 
 
