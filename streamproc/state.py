@@ -190,6 +190,14 @@ def optional_text(value: object, where: str, name: str) -> str | None:
     return value
 
 
+def named(values: object, keys: tuple[str, ...], where: str) -> list[Any]:
+    """The values of a state mapping with exactly ``keys``, in that order: a reader of a
+    checkpoint sees names, and a missing or unknown key is refused rather than guessed."""
+    if type(values) is not dict or values.keys() != set(keys):
+        raise StateError(f"{where}: expected a mapping with keys {', '.join(keys)}")
+    return [values[k] for k in keys]
+
+
 def fields(values: object, n: int, where: str) -> list[Any]:
     """A state list of exactly ``n`` items."""
     if type(values) is not list or len(values) != n:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from river import drift
 
@@ -42,6 +42,27 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
+
+
+class StreamState(TypedDict):
+    """A stream in a snapshot: plain JSON values, by name, so that a reader of a checkpoint
+    (and :meth:`Stream.restore`'s validation) never counts positions."""
+
+    n: int
+    quiet_until: int
+    warm_n: int
+    warm_mean: float
+    warm_m2: float
+    offset: float
+    scale: float | None
+    ref_n: int
+    ref_mean: float
+    recent: float | None
+    detectors: list[dict[str, Any]]
+
+
+STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
+"""The keys of :class:`StreamState`, in the order :meth:`Stream.restore` reads them."""
 NO_ALERTS: tuple[Alert, ...] = ()
 """What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
 nothing."""
@@ -273,21 +294,21 @@ class Stream:
             return Severity.CRITICAL
         return Severity.WARNING
 
-    def to_state(self) -> list[Any]:
+    def to_state(self) -> StreamState:
         """Plain values (and encoded detectors) from which :meth:`restore` rebuilds the stream."""
-        return [
-            self.n,
-            self.quiet_until,
-            self.warm_n,
-            self.warm_mean,
-            self.warm_m2,
-            self.offset,
-            self.scale,
-            self.ref_n,
-            self.ref_mean,
-            self.recent,
-            [state.encode_detector(det) for det in self._detectors],
-        ]
+        return {
+            "n": self.n,
+            "quiet_until": self.quiet_until,
+            "warm_n": self.warm_n,
+            "warm_mean": self.warm_mean,
+            "warm_m2": self.warm_m2,
+            "offset": self.offset,
+            "scale": self.scale,
+            "ref_n": self.ref_n,
+            "ref_mean": self.ref_mean,
+            "recent": self.recent,
+            "detectors": [state.encode_detector(det) for det in self._detectors],
+        }
 
     def restore(self, values: object) -> None:
         """Continue from :meth:`to_state` output. Detectors whose configuration changed since
@@ -299,7 +320,7 @@ class Stream:
         """
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
-            state.fields(values, 11, where)
+            state.named(values, STATE_FIELDS, where)
         )
         n = state.count(n, where, "n")
         quiet = state.count(quiet, where, "quiet_until")
