@@ -110,20 +110,10 @@ def decode_detector(value: object) -> Any:
     return det
 
 
-def encode_value(value: object) -> Any:
-    """Plain data (numbers, strings, lists, tuples, dicts) with non-finite floats tagged."""
-    return _encode_plain(value, "value")
-
-
-def decode_value(value: object) -> Any:
-    """Inverse of :func:`encode_value`; StateError on anything that is not plain data."""
-    return _decode_plain(value, "value", 1)
-
-
 def dumps(obj: object) -> bytes:
     """Serialize a snapshot of encoded values to bytes.
 
-    Floats outside encoded detectors must be finite or tagged with :func:`encode_value`:
+    Floats outside encoded detectors must be finite (detector state tags the others):
     orjson writes NaN and infinities as null.
     """
     try:
