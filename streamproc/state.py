@@ -47,6 +47,7 @@ from river._river_rust.stats import RsEWMean
 from river.drift.binary.hddm_w import SampleInfo
 
 from streamproc import detectors
+from streamproc.detectors import DriftDetector
 from streamproc.errors import StateError
 from streamproc.settings import DetectorSpec
 
@@ -81,7 +82,7 @@ _INT64: Final = 2**63
 # Public API
 
 
-def encode_detector(det: Any) -> dict[str, Any]:
+def encode_detector(det: DriftDetector) -> dict[str, Any]:
     """A JSON-able value from which :func:`decode_detector` rebuilds ``det`` exactly."""
     try:
         name = detectors.name_of(det)
@@ -95,7 +96,7 @@ def encode_detector(det: Any) -> dict[str, Any]:
     return {"v": FORMAT, "type": name, "params": params, "state": state}
 
 
-def decode_detector(value: object) -> Any:
+def decode_detector(value: object) -> DriftDetector:
     """Rebuild a detector from :func:`encode_detector` output; StateError on anything else."""
     body = _expect_dict(value, "detector", {"v", "type", "params", "state"})
     if body["v"] != FORMAT or isinstance(body["v"], bool):
@@ -298,7 +299,7 @@ def _expect_dict(value: object, path: str, keys: set[str]) -> dict[str, Any]:
     return value
 
 
-def _fresh(name: object, params: object) -> Any:
+def _fresh(name: object, params: object) -> DriftDetector:
     """A new detector of an allow-listed type, its parameters checked like configuration."""
     if not isinstance(name, str) or name not in detectors.CLASSES:
         raise StateError(f"detector: unknown type {name!r}")

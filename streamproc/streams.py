@@ -19,11 +19,12 @@ from river import drift
 
 from streamproc import detectors, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
+from streamproc.detectors import DriftDetector
 from streamproc.errors import StateError
 from streamproc.events import MAX_ABS_NUMBER
 from streamproc.settings import DetectorSpec, StreamKind, StreamPolicy
 
-DetectorFactory = Callable[[DetectorSpec, bool], Any]
+DetectorFactory = Callable[[DetectorSpec, bool], DriftDetector]
 """Builds a River detector for a spec; the flag says whether its input is standardized."""
 
 RECENT_SPAN = 50
@@ -68,7 +69,7 @@ NO_ALERTS: tuple[Alert, ...] = ()
 nothing."""
 
 
-def default_factory(spec: DetectorSpec, standardized: bool) -> Any:
+def default_factory(spec: DetectorSpec, standardized: bool) -> DriftDetector:
     return detectors.build(_effective_spec(_spec_key(spec), standardized))
 
 
@@ -116,7 +117,7 @@ class Stream:
         self._standardized = policy.standardize and sid.kind not in _RAW_KINDS
         self._specs = policy.detectors
         self._inputs = tuple(self._input_of(spec) for spec in self._specs)
-        self._detectors = [
+        self._detectors: list[DriftDetector] = [
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
         ]
@@ -180,7 +181,8 @@ class Stream:
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
-        during warm-up; rebuilt whenever a detector object is replaced."""
+        during warm-up; rebuilt whenever a detector object is replaced. The detector is
+        typed ``Any`` here: the inlined ADWIN path reads River's private attributes."""
         self._feeds: tuple[tuple[int, Any, int, bool], ...] = tuple(
             (i, det, mode, _is_adwin(det))
             for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
@@ -357,7 +359,7 @@ class Stream:
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
 
 
-def _is_adwin(det: Any) -> bool:
+def _is_adwin(det: DriftDetector) -> bool:
     """Whether :meth:`Stream.update` may run River's ``ADWIN.update`` inline.
 
     ADWIN is on every stream by default, and its Python wrapper (``if drift_detected:
@@ -368,5 +370,5 @@ def _is_adwin(det: Any) -> bool:
     return type(det) is drift.ADWIN and type(det).update is _RIVER_ADWIN_UPDATE
 
 
-def _same_config(a: Any, b: Any) -> bool:
+def _same_config(a: DriftDetector, b: DriftDetector) -> bool:
     return type(a) is type(b) and detectors.params_of(a) == detectors.params_of(b)
