@@ -29,6 +29,10 @@ _STREAM = (
     "detectors",
 )
 
+_SILENCE = ("last_ms", "last_ts", "last_id", "longest", "longest_at", "gaps", "silent")
+_RATE = ("bucket", "count", "partial", "judged", "level", "trend", "var", "low", "high", "quiet")
+_FRESHNESS = ("n", "baseline", "recent", "late")
+
 
 def upgrade_model(record: Any) -> Any:
     """A version-1 model record as version 2: ``[features, prediction, errors, correctness]``
@@ -45,7 +49,7 @@ def upgrade_model(record: Any) -> Any:
                 _stream(prediction),
                 _mapping(errors, _stream),
                 _stream(correctness),
-                arrival[0] if arrival else None,
+                _arrival(arrival[0]) if arrival else None,
             ),
             strict=True,
         )
@@ -65,7 +69,24 @@ def _feature(value: Any) -> Any:
     return dict(zip(_FEATURE, (_stream(value_stream), _stream(missing), categories), strict=True))
 
 
-def _stream(value: Any) -> Any:
-    if type(value) is not list or len(value) != len(_STREAM):
+def _arrival(value: Any) -> Any:
+    """``[1, events, silence, rate, freshness]``; the leading 1 was arrival's own version."""
+    if type(value) is not list or len(value) != 5 or value[0] != 1:
         return value
-    return dict(zip(_STREAM, value, strict=True))
+    _, events, silence, rate, freshness = value
+    return {
+        "events": events,
+        "silence": _named(silence, _SILENCE),
+        "rate": _named(rate, _RATE),
+        "freshness": _named(freshness, _FRESHNESS),
+    }
+
+
+def _named(value: Any, keys: tuple[str, ...]) -> Any:
+    if type(value) is not list or len(value) != len(keys):
+        return value
+    return dict(zip(keys, value, strict=True))
+
+
+def _stream(value: Any) -> Any:
+    return _named(value, _STREAM)

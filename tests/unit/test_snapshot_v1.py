@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc.arrival.monitor import STATE_FIELDS as ARRIVAL_FIELDS
 from streamproc.engine import FEATURE_FIELDS, MODEL_FIELDS, SNAPSHOT_VERSION, Engine
 from streamproc.settings import ArrivalSettings, Limits
 from streamproc.streams import STATE_FIELDS
@@ -43,8 +44,14 @@ def _model_v1(model: dict[str, Any]) -> list[Any]:
         _stream_v1(model["correctness"]),
     ]
     if model["arrival"] is not None:
-        record.append(model["arrival"])
+        record.append(_arrival_v1(model["arrival"]))
     return record
+
+
+def _arrival_v1(arrival: dict[str, Any]) -> list[Any]:
+    assert tuple(arrival) == ARRIVAL_FIELDS
+    parts = [list(arrival[k].values()) for k in ("silence", "rate", "freshness")]
+    return [1, arrival["events"], *parts]  # 1: the arrival state's own version in v1
 
 
 def _feature_v1(feature: dict[str, Any]) -> list[Any]:
@@ -95,3 +102,5 @@ def test_snapshots_are_written_with_named_fields() -> None:
     assert tuple(model) == MODEL_FIELDS
     assert tuple(model["features"]["a"]) == FEATURE_FIELDS
     assert tuple(model["features"]["a"]["value"]) == STATE_FIELDS
+    assert tuple(model["arrival"]) == ARRIVAL_FIELDS
+    assert all(type(model["arrival"][k]) is dict for k in ("silence", "rate", "freshness"))

@@ -49,8 +49,8 @@ def snapshot_doc() -> dict[str, Any]:
 
 
 GOOD = snapshot_doc()
-# A model record names its features, prediction, errors, correctness and arrival; a
-# feature its value stream, missing stream and categories. Arrival state is positional.
+# Every record names its fields: a model its features, prediction, errors, correctness and
+# arrival; a feature its value stream, missing stream and categories; and so on down.
 VALUE_A = ("m0", "features", "a", "value")
 ARRIVAL = ("m0", "arrival")
 
@@ -109,13 +109,14 @@ CORRUPTIONS = [
         "unknown error stream",
     ),
     (("m0",), {"features": {}}, "expected a mapping with keys features, prediction"),
-    ((*ARRIVAL, 1), "17", "arrival state: events"),
-    ((*ARRIVAL, 2, 0), "1764", "silence state: last_ms"),
-    ((*ARRIVAL, 2, 6), 0, "silence state: silent"),
-    ((*ARRIVAL, 3, 4), 1000.0, "rate state: level"),
-    ((*ARRIVAL, 3, 6), -0.5, "rate state: var"),
-    ((*ARRIVAL, 4, 1), None, "freshness state: baseline"),
-    ((*ARRIVAL, 4, 2), 800.0, "freshness state: recent"),
+    ((*ARRIVAL, "events"), "17", "arrival state: events"),
+    ((*ARRIVAL, "silence", "last_ms"), "1764", "silence state: last_ms"),
+    ((*ARRIVAL, "silence", "silent"), 0, "silence state: silent"),
+    ((*ARRIVAL, "rate", "level"), 1000.0, "rate state: level"),
+    ((*ARRIVAL, "rate", "var"), -0.5, "rate state: var"),
+    ((*ARRIVAL, "freshness", "baseline"), None, "freshness state: baseline"),
+    ((*ARRIVAL, "freshness", "recent"), 800.0, "freshness state: recent"),
+    (ARRIVAL, [1, 2, 3, 4, 5], "arrival state: expected a mapping with keys events"),
 ]
 
 
