@@ -189,13 +189,6 @@ def named(values: object, keys: tuple[str, ...], where: str) -> list[Any]:
     return [values[k] for k in keys]
 
 
-def fields(values: object, n: int, where: str) -> list[Any]:
-    """A state list of exactly ``n`` items."""
-    if type(values) is not list or len(values) != n:
-        raise StateError(f"{where}: expected a list of {n} values")
-    return values
-
-
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:40] + "..."
