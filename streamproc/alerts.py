@@ -109,6 +109,13 @@ def alert_id(stream: StreamId, detector_index: int, detector_type: str, position
     The parts are hashed as a JSON array, not joined with a separator: model ids and
     feature names may contain any character, and two streams whose names only differ in
     where a separator falls must not share ids (consumers de-duplicate on them).
+
+    >>> from streamproc.settings import StreamKind
+    >>> age = StreamId("churn", StreamKind.VALUE, "age")
+    >>> alert_id(age, 0, "adwin", 1200)
+    '33a4ca5e-05b1-5335-920a-5d9aae47913d'
+    >>> alert_id(age, 0, "adwin", 1200) == alert_id(age, 0, "adwin", 1201)
+    False
     """
     parts = (stream.model, stream.kind.value, stream.name, detector_index, detector_type, position)
     return str(uuid.uuid5(_NAMESPACE, orjson.dumps(parts).decode()))

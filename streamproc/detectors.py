@@ -11,13 +11,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from river import drift
 from river.drift import binary
 
 from streamproc.domain import check_magnitude
+
+
+class DriftDetector(Protocol):
+    """What streamproc uses of a River drift detector (``river.base.DriftDetector`` and
+    ``BinaryDriftDetector``): River ships no type hints, so this names the contract."""
+
+    def update(self, x: float) -> None:
+        """Feed one value; first resets the detector if the last value was a detection."""
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last :meth:`update` detected a change."""
+
 
 CLASSES: Final[Mapping[str, type[Any]]] = {
     "adwin": drift.ADWIN,
@@ -180,9 +193,21 @@ class DetectorSpec(BaseModel):
         return params
 
 
-def build(spec: DetectorSpec) -> Any:
-    """A fresh River detector for ``spec`` (already checked when the spec was created)."""
-    return CLASSES[spec.type](**_kwargs(spec.type, spec.params))
+def build(spec: DetectorSpec) -> DriftDetector:
+    """A fresh River detector for ``spec`` (already checked when the spec was created).
+
+    >>> from streamproc.detectors import DetectorSpec, build, params_of
+    >>> det = build(DetectorSpec(type="page_hinkley", params={"threshold": 5.0}))
+    >>> params_of(det)
+    {'min_instances': 30, 'delta': 0.005, 'threshold': 5.0, 'alpha': 0.9999, 'mode': 'both'}
+    >>> for i, x in enumerate([0.0] * 40 + [3.0] * 10):
+    ...     det.update(x)
+    ...     if det.drift_detected:
+    ...         print(f"Change detected at index {i}")
+    Change detected at index 41
+    """
+    detector: DriftDetector = CLASSES[spec.type](**_kwargs(spec.type, spec.params))
+    return detector
 
 
 def describe(spec: DetectorSpec) -> dict[str, object]:
@@ -190,7 +215,7 @@ def describe(spec: DetectorSpec) -> dict[str, object]:
     return {"type": spec.type, "params": params_of(build(spec))}
 
 
-def params_of(det: Any) -> dict[str, object]:
+def params_of(det: DriftDetector) -> dict[str, object]:
     """The configurable parameters a detector was built with, defaults included.
 
     River keeps every constructor argument as a same-named attribute; reading them directly
@@ -200,7 +225,7 @@ def params_of(det: Any) -> dict[str, object]:
     return {key: getattr(det, key) for key in PARAMS[name_of(det)]}
 
 
-def name_of(det: Any) -> str:
+def name_of(det: DriftDetector) -> str:
     """The config name of a detector's class; KeyError for classes not in CLASSES (exactly)."""
     return _NAMES[type(det)]
 

@@ -194,6 +194,19 @@ def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: 
     "an event carrying ``features`` is a feature event, else an outcome event",
     unless the event names its ``type``. ``received_ms`` stands in for ``ts``
     when an event has none. Never raises on bad input.
+
+    >>> from streamproc.settings import Limits
+    >>> message = b'{"model": "churn", "ts": 1764460800000, "features": {"age": 41, "plan": "pro"}}'
+    >>> limits = Limits()
+    >>> (event,) = decode(message, kind=EventKind.FEATURE, received_ms=0, limits=limits).events
+    >>> event.model, event.features, event.ts
+    ('churn', {'age': 41.0, 'plan': 'pro'}, 1764460800000)
+
+    Bad input is a value, a rejection with a stable reason code:
+
+    >>> decoded = decode(b'{"model": "m"}', kind=EventKind.FEATURE, received_ms=0, limits=limits)
+    >>> decoded.rejections[0].reason, decoded.rejections[0].message
+    (<Reason.MISSING_FIELD: 'missing_field'>, 'features: required')
     """
     if not payload:
         return _whole(Reason.EMPTY, "message: empty")

@@ -412,11 +412,6 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 gauge.remove(*key)
 
-    @property
-    def exported_streams(self) -> int:
-        """Streams currently allowed per-stream series."""
-        return len(self._streams)
-
     def event_latencies(self, seconds: Iterable[float]) -> None:
         """Observe event-time-to-processed latencies; clock skew below zero counts as 0."""
         self._latency.observe_many(seconds)

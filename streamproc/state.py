@@ -47,7 +47,7 @@ from river._river_rust.stats import RsEWMean
 from river.drift.binary.hddm_w import SampleInfo
 
 from streamproc import detectors
-from streamproc.detectors import DetectorSpec
+from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.errors import StateError
 
 FORMAT: Final = 1
@@ -81,7 +81,7 @@ _INT64: Final = 2**63
 # Public API
 
 
-def encode_detector(det: Any) -> dict[str, Any]:
+def encode_detector(det: DriftDetector) -> dict[str, Any]:
     """A JSON-able value from which :func:`decode_detector` rebuilds ``det`` exactly."""
     try:
         name = detectors.name_of(det)
@@ -95,7 +95,7 @@ def encode_detector(det: Any) -> dict[str, Any]:
     return {"v": FORMAT, "type": name, "params": params, "state": state}
 
 
-def decode_detector(value: object) -> Any:
+def decode_detector(value: object) -> DriftDetector:
     """Rebuild a detector from :func:`encode_detector` output; StateError on anything else."""
     body = _expect_dict(value, "detector", {"v", "type", "params", "state"})
     if body["v"] != FORMAT or isinstance(body["v"], bool):
@@ -110,20 +110,10 @@ def decode_detector(value: object) -> Any:
     return det
 
 
-def encode_value(value: object) -> Any:
-    """Plain data (numbers, strings, lists, tuples, dicts) with non-finite floats tagged."""
-    return _encode_plain(value, "value")
-
-
-def decode_value(value: object) -> Any:
-    """Inverse of :func:`encode_value`; StateError on anything that is not plain data."""
-    return _decode_plain(value, "value", 1)
-
-
 def dumps(obj: object) -> bytes:
     """Serialize a snapshot of encoded values to bytes.
 
-    Floats outside encoded detectors must be finite or tagged with :func:`encode_value`:
+    Floats outside encoded detectors must be finite (detector state tags the others):
     orjson writes NaN and infinities as null.
     """
     try:
@@ -190,11 +180,12 @@ def optional_text(value: object, where: str, name: str) -> str | None:
     return value
 
 
-def fields(values: object, n: int, where: str) -> list[Any]:
-    """A state list of exactly ``n`` items."""
-    if type(values) is not list or len(values) != n:
-        raise StateError(f"{where}: expected a list of {n} values")
-    return values
+def named(values: object, keys: tuple[str, ...], where: str) -> list[Any]:
+    """The values of a state mapping with exactly ``keys``, in that order: a reader of a
+    checkpoint sees names, and a missing or unknown key is refused rather than guessed."""
+    if type(values) is not dict or values.keys() != set(keys):
+        raise StateError(f"{where}: expected a mapping with keys {', '.join(keys)}")
+    return [values[k] for k in keys]
 
 
 def _shown(value: object) -> str:
@@ -300,7 +291,7 @@ def _expect_dict(value: object, path: str, keys: set[str]) -> dict[str, Any]:
     return value
 
 
-def _fresh(name: object, params: object) -> Any:
+def _fresh(name: object, params: object) -> DriftDetector:
     """A new detector of an allow-listed type, its parameters checked like configuration."""
     if not isinstance(name, str) or name not in detectors.CLASSES:
         raise StateError(f"detector: unknown type {name!r}")

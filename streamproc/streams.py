@@ -13,19 +13,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from river import drift
 
 from streamproc import detectors, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
-from streamproc.detectors import DetectorSpec
+from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import MAX_ABS_NUMBER
 from streamproc.settings import StreamPolicy
 
-DetectorFactory = Callable[[DetectorSpec, bool], Any]
+DetectorFactory = Callable[[DetectorSpec, bool], DriftDetector]
 """Builds a River detector for a spec; the flag says whether its input is standardized."""
 
 RECENT_SPAN = 50
@@ -44,12 +44,33 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
+
+
+class StreamState(TypedDict):
+    """A stream in a snapshot: plain JSON values, by name, so that a reader of a checkpoint
+    (and :meth:`Stream.restore`'s validation) never counts positions."""
+
+    n: int
+    quiet_until: int
+    warm_n: int
+    warm_mean: float
+    warm_m2: float
+    offset: float
+    scale: float | None
+    ref_n: int
+    ref_mean: float
+    recent: float | None
+    detectors: list[dict[str, Any]]
+
+
+STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
+"""The keys of :class:`StreamState`, in the order :meth:`Stream.restore` reads them."""
 NO_ALERTS: tuple[Alert, ...] = ()
 """What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
 nothing."""
 
 
-def default_factory(spec: DetectorSpec, standardized: bool) -> Any:
+def default_factory(spec: DetectorSpec, standardized: bool) -> DriftDetector:
     return detectors.build(_effective_spec(_spec_key(spec), standardized))
 
 
@@ -97,7 +118,7 @@ class Stream:
         self._standardized = policy.standardize and sid.kind not in _RAW_KINDS
         self._specs = policy.detectors
         self._inputs = tuple(self._input_of(spec) for spec in self._specs)
-        self._detectors = [
+        self._detectors: list[DriftDetector] = [
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
         ]
@@ -161,7 +182,8 @@ class Stream:
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
-        during warm-up; rebuilt whenever a detector object is replaced."""
+        during warm-up; rebuilt whenever a detector object is replaced. The detector is
+        typed ``Any`` here: the inlined ADWIN path reads River's private attributes."""
         self._feeds: tuple[tuple[int, Any, int, bool], ...] = tuple(
             (i, det, mode, _is_adwin(det))
             for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
@@ -275,21 +297,21 @@ class Stream:
             return Severity.CRITICAL
         return Severity.WARNING
 
-    def to_state(self) -> list[Any]:
+    def to_state(self) -> StreamState:
         """Plain values (and encoded detectors) from which :meth:`restore` rebuilds the stream."""
-        return [
-            self.n,
-            self.quiet_until,
-            self.warm_n,
-            self.warm_mean,
-            self.warm_m2,
-            self.offset,
-            self.scale,
-            self.ref_n,
-            self.ref_mean,
-            self.recent,
-            [state.encode_detector(det) for det in self._detectors],
-        ]
+        return {
+            "n": self.n,
+            "quiet_until": self.quiet_until,
+            "warm_n": self.warm_n,
+            "warm_mean": self.warm_mean,
+            "warm_m2": self.warm_m2,
+            "offset": self.offset,
+            "scale": self.scale,
+            "ref_n": self.ref_n,
+            "ref_mean": self.ref_mean,
+            "recent": self.recent,
+            "detectors": [state.encode_detector(det) for det in self._detectors],
+        }
 
     def restore(self, values: object) -> None:
         """Continue from :meth:`to_state` output. Detectors whose configuration changed since
@@ -301,7 +323,7 @@ class Stream:
         """
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
-            state.fields(values, 11, where)
+            state.named(values, STATE_FIELDS, where)
         )
         n = state.count(n, where, "n")
         quiet = state.count(quiet, where, "quiet_until")
@@ -338,7 +360,7 @@ class Stream:
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
 
 
-def _is_adwin(det: Any) -> bool:
+def _is_adwin(det: DriftDetector) -> bool:
     """Whether :meth:`Stream.update` may run River's ``ADWIN.update`` inline.
 
     ADWIN is on every stream by default, and its Python wrapper (``if drift_detected:
@@ -349,5 +371,5 @@ def _is_adwin(det: Any) -> bool:
     return type(det) is drift.ADWIN and type(det).update is _RIVER_ADWIN_UPDATE
 
 
-def _same_config(a: Any, b: Any) -> bool:
+def _same_config(a: DriftDetector, b: DriftDetector) -> bool:
     return type(a) is type(b) and detectors.params_of(a) == detectors.params_of(b)

@@ -24,7 +24,6 @@ from streamproc.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_UNKNOWN_TOPIC = 3
 _TOPIC_EXISTS = 36
 LEADER_WAIT_SECONDS = 30.0
 CHECKPOINT_MAX_BYTES = 16 * 1024 * 1024

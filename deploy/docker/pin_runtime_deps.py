@@ -9,7 +9,7 @@ followed.
 
     .venv/bin/python deploy/docker/pin_runtime_deps.py > deploy/docker/constraints.txt
 
-tests/unit/test_deploy.py checks the result against pyproject.toml.
+tests/unit/test_deploy_image.py checks the result against pyproject.toml.
 """
 
 from __future__ import annotations

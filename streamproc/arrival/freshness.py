@@ -24,6 +24,8 @@ from typing import Any
 from streamproc import state
 from streamproc.settings import FreshnessSettings
 
+STATE_FIELDS = ("n", "baseline", "recent", "late")
+"""The keys of :meth:`Freshness.to_state`: its attributes, by name."""
 _MAX_LOG_LAG = 700.0
 """Bound on restored lag means: expm1 of them stays finite."""
 
@@ -70,15 +72,15 @@ class Freshness:
         self.late = True
         return FreshnessChange(math.expm1(usual), math.expm1(recent))
 
-    def to_state(self) -> list[Any]:
-        return [self.n, self.baseline, self.recent, self.late]
+    def to_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELDS}
 
     @classmethod
     def from_state(cls, values: Any) -> Freshness:
         """Checked: the means are of log(1 + seconds) >= 0, and an alert takes ``expm1`` of
         them, which must not overflow (legitimate values stay below 45)."""
         freshness, w = cls(), "freshness state"
-        n, baseline, recent, late = state.fields(values, 4, w)
+        n, baseline, recent, late = state.named(values, STATE_FIELDS, w)
         freshness.n, freshness.late = state.count(n, w, "n"), state.flag(late, w, "late")
         freshness.baseline = state.number(baseline, w, "baseline", 0.0, _MAX_LOG_LAG)
         freshness.recent = state.number(recent, w, "recent", 0.0, _MAX_LOG_LAG)

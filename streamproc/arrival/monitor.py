@@ -28,7 +28,8 @@ from streamproc.events import Event, FeatureEvent, Reason, Rejection
 from streamproc.settings import ArrivalPolicy, ArrivalSettings, RateSettings, SilenceSettings
 
 ArrivalClock = Literal["processing", "event"]
-STATE_VERSION = 1
+STATE_FIELDS = ("events", "silence", "rate", "freshness")
+"""The keys of a model's arrival state in a snapshot."""
 STALL_TICKS = 5
 """A tick this many intervals (and at least 5 s) late means this process itself was stalled:
 like after a restart, silence is then measured from that tick, not from before the stall."""
@@ -47,14 +48,13 @@ class ModelArrival:
         self.rate = Rate()
         self.freshness = Freshness()
 
-    def to_state(self) -> list[Any]:
-        return [
-            STATE_VERSION,
-            self.events,
-            self.silence.to_state(),
-            self.rate.to_state(),
-            self.freshness.to_state(),
-        ]
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "silence": self.silence.to_state(),
+            "rate": self.rate.to_state(),
+            "freshness": self.freshness.to_state(),
+        }
 
 
 class ArrivalMonitor:
@@ -234,9 +234,7 @@ class ArrivalMonitor:
         """Rebuild a model's state from :meth:`ModelArrival.to_state` output, under the
         current configuration. Not restored: when this process began watching it."""
         where = f"model {name!r}: arrival state"
-        if not isinstance(values, list) or not values or values[0] != STATE_VERSION:
-            raise StateError(f"{where} of an unknown format")
-        _, events, silence, rate, freshness = state.fields(values, 5, where)
+        events, silence, rate, freshness = state.named(values, STATE_FIELDS, where)
         model = self.new(name)
         model.events = state.count(events, where, "events")
         try:

@@ -28,6 +28,19 @@ from typing import Any
 from streamproc import state
 from streamproc.settings import RateSettings
 
+STATE_FIELDS = (
+    "bucket",
+    "count",
+    "partial",
+    "judged",
+    "level",
+    "trend",
+    "var",
+    "low",
+    "high",
+    "quiet",
+)
+"""The keys of :meth:`Rate.to_state`: the attributes, by name, in the order they are checked."""
 _MAX_LOG = 350.0
 """Bound on a restored level or trend: exp(level + trend) stays finite."""
 
@@ -151,27 +164,16 @@ class Rate:
         self.quiet = p.cooldown_buckets
         return RateChange(bucket, direction, expected, count)
 
-    def to_state(self) -> list[Any]:
-        return [
-            self.bucket,
-            self.count,
-            self.partial,
-            self.judged,
-            self.level,
-            self.trend,
-            self.var,
-            self.low,
-            self.high,
-            self.quiet,
-        ]
+    def to_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELDS}
 
     @classmethod
     def from_state(cls, values: Any) -> Rate:
         """Checked: ``level`` and ``trend`` are logs of counts, and ``exp`` of their sum must
         not overflow on the next bucket (legitimate values stay below 50)."""
         rate, w = cls(), "rate state"
-        bucket, count, partial, judged, level, trend, var, low, high, quiet = state.fields(
-            values, 10, w
+        bucket, count, partial, judged, level, trend, var, low, high, quiet = state.named(
+            values, STATE_FIELDS, w
         )
         rate.bucket = state.optional_count(bucket, w, "bucket")
         rate.count, rate.judged = (

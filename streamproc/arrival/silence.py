@@ -21,6 +21,9 @@ from typing import Any
 from streamproc import state
 from streamproc.settings import SilenceSettings
 
+STATE_FIELDS = ("last_ms", "last_ts", "last_id", "longest", "longest_at", "gaps", "silent")
+"""The keys of :meth:`Silence.to_state`: its attributes, by name."""
+
 
 class Silence:
     """When a model last sent and how long it may stay quiet. Not persisted: ``anchor``."""
@@ -107,22 +110,16 @@ class Silence:
         self.silent = True
         return now - self.last_ms
 
-    def to_state(self) -> list[Any]:
-        return [
-            self.last_ms,
-            self.last_ts,
-            self.last_id,
-            self.longest,
-            self.longest_at,
-            self.gaps,
-            self.silent,
-        ]
+    def to_state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELDS}
 
     @classmethod
     def from_state(cls, values: Any) -> Silence:
         """Checked: times are non-negative integers, the longest gap a finite duration."""
         silence, w = cls(), "silence state"
-        last_ms, last_ts, last_id, longest, longest_at, gaps, silent = state.fields(values, 7, w)
+        last_ms, last_ts, last_id, longest, longest_at, gaps, silent = state.named(
+            values, STATE_FIELDS, w
+        )
         silence.last_ms = state.optional_count(last_ms, w, "last_ms")
         silence.last_ts = state.optional_count(last_ts, w, "last_ts")
         silence.last_id = state.optional_text(last_id, w, "last_id")

@@ -102,8 +102,8 @@ def test_extremes_within_range_keep_every_statistic_finite(standardize: bool) ->
     engine = Engine(settings, LIMITS)
     assert_finite(feed(engine, docs))
     for stream in engine.streams():
-        values = stream.to_state()[:10]
-        assert all(v is None or math.isfinite(v) for v in values), values
+        values = {k: v for k, v in stream.to_state().items() if k != "detectors"}
+        assert all(v is None or math.isfinite(v) for v in values.values()), values
     assert Engine(settings, LIMITS).restore(engine.snapshot()).rejected == ()
 
 

@@ -38,7 +38,7 @@ def test_inlined_adwin_detects_and_ends_exactly_as_river() -> None:
             theirs.append(i)
     assert ours == theirs
     assert len(ours) >= 3, "the changes must be detected for the test to mean anything"
-    assert stream.to_state()[-1] == [state.encode_detector(river)]
+    assert stream.to_state()["detectors"] == [state.encode_detector(river)]
 
 
 class ChattyADWIN(drift.ADWIN):
