@@ -65,9 +65,10 @@ from streamproc.checkpoints import (
     model_key,
     read_partition,
 )
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports
 from streamproc.engine import Engine
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.pipeline import Pipeline, Record
 from streamproc.settings import EngineSettings, Limits, Settings, load_settings
 from streamproc.topics import ensure_topics

@@ -15,7 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord
 
-from streamproc.localkafka import LocalKafka, free_ports, is_broker, port_open
+from streamproc.dev.localkafka import LocalKafka, is_broker
+from streamproc.dev.processes import free_ports, port_open
 
 from .conftest import ConsumerFactory, ProducerFactory, TopicFactory
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from streamproc.localkafka import LocalKafka, free_ports
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports
 from streamproc.topics import ensure_topics
 from tests.integration.prometheus_fixtures import (  # noqa: F401 (a fixture)
     PrometheusFactory,

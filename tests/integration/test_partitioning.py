@@ -17,7 +17,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamproc.checkpoints import MODEL_PREFIX
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (

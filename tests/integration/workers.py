@@ -29,8 +29,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streamproc.demo import scenario
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.settings import Settings, load_settings
 
 STOP_SECONDS = 30.0
