@@ -9,6 +9,7 @@ these; nothing in the runtime core imports them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -60,6 +61,41 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise Timeout(f"{what} did not happen within {timeout:g} s")
         pause.wait(interval)
+
+
+async def wait_until_async(
+    condition: Callable[[], bool],
+    within: float,
+    what: str,
+    *,
+    interval: float = POLL_SECONDS,
+    alive: Callable[[], str | None] = lambda: None,
+) -> float:
+    """:func:`wait_until` for a coroutine: the event loop runs while it waits.
+
+    ``condition`` is called in a thread (a blocking scrape must not stall the loop).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        if await asyncio.to_thread(condition):
+            return loop.time() - started
+        dead = alive()
+        if dead is not None:
+            raise Timeout(f"gave up waiting for {what}: {dead}")
+        if loop.time() - started >= within:
+            raise Timeout(f"{what} did not happen within {within:g} s")
+        await asyncio.sleep(interval)
+
+
+def exited(proc: subprocess.Popen[bytes], name: str = "the child") -> Callable[[], str | None]:
+    """An ``alive`` check for the waits: why waiting on ``proc`` is pointless, or None."""
+
+    def check() -> str | None:
+        code = proc.poll()
+        return None if code is None else f"{name} exited with code {code}"
+
+    return check
 
 
 def child_env(
@@ -144,15 +180,21 @@ def launch(
         )
 
 
-def terminate(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM our child by its PID, SIGKILL it if it is still there after ``timeout``."""
+def terminate(
+    proc: subprocess.Popen[bytes],
+    timeout: float = STOP_TIMEOUT,
+    sig: signal.Signals = signal.SIGTERM,
+) -> int:
+    """Send ``sig`` to our child, SIGKILL it if it is still there after ``timeout``;
+    returns its exit code."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+    return proc.returncode
 
 
 def pid_running(pid: int) -> bool:
