@@ -60,7 +60,7 @@ bench-quality: $(STAMP)
 	$(BIN)/python bench/quality.py
 
 bench-throughput: $(STAMP)
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python -m bench.throughput
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
