@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from streamproc.cli import build_parser
+from streamproc.dev.processes import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = ("pyproject.toml", "README.md", "streamproc")
@@ -71,9 +72,8 @@ def subcommands(
 
 def clean_env(bin_dir: Path) -> dict[str, str]:
     """No checkout on the path, no ``STREAMPROC_*`` settings, the venv's bin first."""
-    env = {
-        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("STREAMPROC_")
-    }
+    env = child_env()
+    env.pop("PYTHONPATH", None)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return env
 

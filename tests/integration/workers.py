@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import random
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -247,12 +245,11 @@ def replay_ids(
     as ``STREAMPROC_*`` variables."""
     source, out = tmp / "events.jsonl", tmp / "alerts.jsonl"
     source.write_bytes(b"".join(orjson.dumps(body) + b"\n" for _, body in events))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")} | overrides
     subprocess.run(
-        [sys.executable, "-m", "streamproc", "replay", str(source), "--out", str(out)],
+        streamproc_command("replay", str(source), "--out", str(out)),
         check=True,
         capture_output=True,
-        env=env,
+        env=child_env(overrides),
     )
     return [orjson.loads(line)["alert_id"] for line in out.read_bytes().splitlines()]
 
