@@ -110,7 +110,7 @@ def alert_id(stream: StreamId, detector_index: int, detector_type: str, position
     feature names may contain any character, and two streams whose names only differ in
     where a separator falls must not share ids (consumers de-duplicate on them).
 
-    >>> from streamproc.settings import StreamKind
+    >>> from streamproc.domain import StreamKind
     >>> age = StreamId("churn", StreamKind.VALUE, "age")
     >>> alert_id(age, 0, "adwin", 1200)
     '33a4ca5e-05b1-5335-920a-5d9aae47913d'

@@ -1,6 +1,6 @@
 """``streamproc kafka up|down|status``: a local broker that outlives the command.
 
-``up`` starts :class:`~streamproc.localkafka.LocalKafka` detached and leaves its
+``up`` starts :class:`~streamproc.dev.localkafka.LocalKafka` detached and leaves its
 record (``broker.json``: pid, ports, dirs) in the state dir; ``down`` and
 ``status`` find the broker through that record only, so they work from any later
 shell. The state dir defaults to ``var/kafka`` (gitignored) under the current dir.
@@ -12,8 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from streamproc.errors import BrokerError
-from streamproc.localkafka import (
+from streamproc.dev.localkafka import (
     DEFAULT_PORT,
     DEFAULT_TIMEOUT,
     INFO_NAME,
@@ -24,6 +23,7 @@ from streamproc.localkafka import (
     remove_work_dir,
     stop_pid,
 )
+from streamproc.errors import BrokerError
 
 DEFAULT_STATE_DIR = Path("var/kafka")
 

@@ -9,7 +9,6 @@ broker last, and removes the broker's data.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from streamproc.localkafka import LocalKafka, free_ports, parent_death_signal, port_open
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import (
+    child_env,
+    free_ports,
+    port_open,
+    spawn,
+    streamproc_command,
+    terminate,
+)
 
 STOP_SECONDS = 15.0
 DEMO_ARRIVAL = {
@@ -53,43 +60,26 @@ def _pick_port(preferred: int) -> int:
 
 
 def _child_env(bootstrap: str, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
-    env |= {
-        "STREAMPROC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "STREAMPROC_WORKER_DATA_DIR": str(workdir / "worker"),
-        "STREAMPROC_METRICS_PORT": str(free_ports(1)[0]),
-        "PYTHONUNBUFFERED": "1",
-        **DEMO_ARRIVAL,
-    }
-    return env
+    return child_env(
+        {
+            "STREAMPROC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMPROC_WORKER_DATA_DIR": str(workdir / "worker"),
+            "STREAMPROC_METRICS_PORT": str(free_ports(1)[0]),
+            **DEMO_ARRIVAL,
+        }
+    )
 
 
 def _spawn(
     args: list[str], env: Mapping[str, str], out: IO[bytes] | int
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamproc", *args],
-        env=dict(env),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-        preexec_fn=parent_death_signal(),  # noqa: PLW1509  (and they die if we are killed)
-    )
+    # Own session: Ctrl-C reaches us only and we stop children in order; and they die
+    # if we are killed.
+    return spawn(streamproc_command(*args), env, out, own_session=True, die_with_parent=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _wait(children: Mapping[str, subprocess.Popen[bytes]], duration: float | None) -> str:
@@ -130,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                 reason = _wait(children, args.duration)
             finally:
                 for child in (demo, worker, alerts):
-                    _stop(child)
+                    terminate(child, STOP_SECONDS)
         print(f"run-local: {reason}; stopping Kafka", flush=True)
     failed = worker.returncode not in (0, -signal.SIGTERM)
     return 1 if failed else 0

@@ -2,7 +2,7 @@
 
 The broker starts on free ports the first time a test asks for ``kafka`` and is
 always stopped: the fixture's ``finally`` covers failures and Ctrl-C, and
-:class:`~streamproc.localkafka.LocalKafka` adds an atexit guard and (on Linux) a
+:class:`~streamproc.dev.localkafka.LocalKafka` adds an atexit guard and (on Linux) a
 parent-death signal for a killed pytest. Missing java or Maven fail every
 integration test with the install hint; they never skip, so CI cannot pass
 without a broker. When a test failed, ``broker.log`` is kept and its path shown.
@@ -28,8 +28,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError, for_code
 
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports
 from streamproc.errors import BrokerError
-from streamproc.localkafka import LocalKafka, free_ports
 from tests.integration.workers import Cluster
 
 BROKER = pytest.StashKey[LocalKafka]()

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import pytest
 import yaml
 
-from streamproc.localkafka import free_ports, launch, log_tail, terminate
+from streamproc.dev.processes import free_ports, launch, log_tail, terminate
 from tests.promtool import binary
 
 START_SECONDS = 60.0

@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from streamproc.localkafka import Listener, LocalKafka, free_ports
+from streamproc.dev.localkafka import Listener, LocalKafka
+from streamproc.dev.processes import free_ports
 
 SCRAM = "SCRAM-SHA-512"
 USER = "streamproc"

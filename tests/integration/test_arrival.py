@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import Cluster, WorkerProcess, wait_for_processed

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
     DRIFT_ONLY,

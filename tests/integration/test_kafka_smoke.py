@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -15,7 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import ConsumerRecord
 
-from streamproc.localkafka import LocalKafka, free_ports, is_broker, port_open
+from streamproc.dev.localkafka import LocalKafka, is_broker
+from streamproc.dev.processes import free_ports, port_open, streamproc_command
 
 from .conftest import ConsumerFactory, ProducerFactory, TopicFactory
 
@@ -124,7 +124,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "streamproc", "kafka", *args]
+    cmd = streamproc_command("kafka", *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 

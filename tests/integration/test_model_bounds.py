@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streamproc.checkpoints import model_key
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.workers import Cluster, keyed_json, produce, read_topic
 

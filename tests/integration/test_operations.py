@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from streamproc.localkafka import LocalKafka, free_ports
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports, streamproc_command
 from streamproc.topics import ensure_topics
 from tests.integration.prometheus_fixtures import (  # noqa: F401 (a fixture)
     PrometheusFactory,
@@ -142,7 +142,7 @@ def test_make_run_shows_demo_alerts_within_a_minute(tmp_path: Path) -> None:
     port = free_ports(1)[0]
     command = ["run-local", "--port", str(port), "--duration", "150", "--dir", str(tmp_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamproc", *command],
+        streamproc_command(*command),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -8,7 +8,6 @@ import asyncio
 import shutil
 import signal
 import subprocess
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamproc.checkpoints import MODEL_PREFIX
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.scrape import Sample, matching, scrape
 from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
@@ -89,16 +89,9 @@ def checkpoint_partitions(brokers: str, topic: str) -> dict[str, set[int]]:
     return owners
 
 
-def metric(worker: WorkerProcess, name: str) -> dict[str, float]:
-    """Samples of one metric family from the worker's /metrics, by their label text."""
-    url = f"http://127.0.0.1:{worker.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return {
-        line.split("{", 1)[1].rsplit("}", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{")
-    }
+def metric(worker: WorkerProcess, name: str) -> list[Sample]:
+    """Samples called ``name`` from the worker's /metrics."""
+    return matching(scrape(worker.metrics_port), name)
 
 
 async def run_worker(kafka: LocalKafka, cluster: Cluster, settings: Settings) -> WorkerProcess:
@@ -143,7 +136,7 @@ async def test_kcats_default_partitioner_is_detected_and_never_splits_state(
     assert all(rejected[m] == where[("kcat", m)] for m in moved)
 
     counted = metric(worker, "streamproc_wrong_partition_events_total")
-    assert sum(counted.values()) == PER_MODEL * len(moved)
+    assert sum(s.value for s in counted) == PER_MODEL * len(moved)
     assert processed_events(worker.metrics_port) == PER_MODEL * (2 * len(MODELS) - len(moved))
     output = worker.output()
     for m in moved:
@@ -172,7 +165,7 @@ async def test_murmur2_random_makes_kcat_agree_with_aiokafka(
 
     assert processed_events(worker.metrics_port) == PER_MODEL * 2 * len(MODELS)
     assert kcat(brokers, "-C", "-t", topics.dead_letters, "-e", "-q", "-f", "%s\n") == []
-    assert metric(worker, "streamproc_wrong_partition_events_total") == {}
+    assert metric(worker, "streamproc_wrong_partition_events_total") == []
     assert worker.stop(signal.SIGTERM) == 0
     owners = checkpoint_partitions(brokers, settings.checkpoint_topic)
     assert owners == {m: {expected_partition(m, PARTITIONS)} for m in MODELS}

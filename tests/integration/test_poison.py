@@ -10,13 +10,13 @@ start again.
 from __future__ import annotations
 
 import sys
-import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streamproc.localkafka import LocalKafka
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.scrape import scrape, total
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
     DRIFT_ONLY,
@@ -38,13 +38,7 @@ LAUNCHER = [sys.executable, str(Path(__file__).with_name("poison_worker.py")), P
 
 
 def internal_errors(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith('streamproc_internal_errors_total{stage="event"}')
-    )
+    return total(scrape(port), "streamproc_internal_errors_total", stage="event")
 
 
 async def test_a_model_whose_detectors_raise_is_dead_lettered_and_the_rest_equals_replay(

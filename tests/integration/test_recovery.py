@@ -18,8 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import free_ports
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
@@ -34,6 +35,7 @@ from tests.integration.workers import (
     wait_for_processed,
     wait_until_consumed,
 )
+from tests.support.outage import HaltableKafka
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -131,10 +133,10 @@ async def test_sigterm_exits_cleanly_and_restart_neither_repeats_nor_loses(
 
 
 @pytest.fixture
-def own_broker() -> Iterator[LocalKafka]:
+def own_broker() -> Iterator[HaltableKafka]:
     """A broker of this test's own, since the test stops it."""
     port, controller = free_ports(2)
-    broker = LocalKafka(port, controller)
+    broker = HaltableKafka(port, controller)
     broker.start()
     try:
         yield broker
@@ -143,7 +145,7 @@ def own_broker() -> Iterator[LocalKafka]:
 
 
 async def test_broker_outage_of_20_seconds_loses_nothing(
-    own_broker: LocalKafka, tmp_path: Path
+    own_broker: HaltableKafka, tmp_path: Path
 ) -> None:
     cluster = Cluster(own_broker, tmp_path)
     try:

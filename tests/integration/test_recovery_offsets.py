@@ -19,8 +19,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka
 from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (

@@ -9,9 +9,7 @@ the setting, and no password may appear in anything they print.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import orjson
 import pytest
 
 from streamproc.commands import alerts as alerts_command
+from streamproc.dev.processes import child_env, streamproc_command
 from streamproc.errors import BrokerError, KafkaSetupError
 from streamproc.settings import load_settings
 from tests.integration.secure_kafka import SecureKafka, secure_broker
@@ -72,11 +71,9 @@ def run(
     cluster: Cluster, args: list[str], env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """``streamproc ARGS`` with the test's topics and ``env`` as its only settings."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
-    full |= cluster.env(**env)
     return subprocess.run(
-        [sys.executable, "-m", "streamproc", *args],
-        env=full,
+        streamproc_command(*args),
+        env=child_env(cluster.env(**env)),
         capture_output=True,
         text=True,
         timeout=timeout,

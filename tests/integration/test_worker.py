@@ -10,8 +10,8 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.conftest import create_topic
 from tests.integration.workers import (

@@ -10,12 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import random
 import signal
 import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,8 +26,19 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streamproc.demo import scenario
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import (
+    Timeout,
+    child_env,
+    exited,
+    free_ports,
+    spawn,
+    streamproc_command,
+    terminate,
+    wait_until_async,
+)
+from streamproc.dev.scrape import scraped_total
 from streamproc.events import EventKind
-from streamproc.localkafka import LocalKafka, free_ports
 from streamproc.settings import Settings, load_settings
 
 STOP_SECONDS = 30.0
@@ -50,14 +58,7 @@ class WorkerProcess:
     metrics_port: int
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_SECONDS) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return terminate(self.proc, timeout, sig)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -94,16 +95,10 @@ class Cluster:
     ) -> WorkerProcess:
         """``streamproc worker ARGS``, or ``command`` (a launcher of the same runtime)."""
         metrics_port = free_ports(1)[0]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
-        env |= self.env(STREAMPROC_METRICS_PORT=str(metrics_port), **overrides)
+        env = child_env(self.env(STREAMPROC_METRICS_PORT=str(metrics_port), **overrides))
         log = self.tmp / f"worker-{len(self.workers)}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(
-                command or [sys.executable, "-m", "streamproc", "worker", *args],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+            proc = spawn(command or streamproc_command("worker", *args), env, out)
         worker = WorkerProcess(proc, log, metrics_port)
         self.workers.append(worker)
         return worker
@@ -250,12 +245,11 @@ def replay_ids(
     as ``STREAMPROC_*`` variables."""
     source, out = tmp / "events.jsonl", tmp / "alerts.jsonl"
     source.write_bytes(b"".join(orjson.dumps(body) + b"\n" for _, body in events))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")} | overrides
     subprocess.run(
-        [sys.executable, "-m", "streamproc", "replay", str(source), "--out", str(out)],
+        streamproc_command("replay", str(source), "--out", str(out)),
         check=True,
         capture_output=True,
-        env=env,
+        env=child_env(overrides),
     )
     return [orjson.loads(line)["alert_id"] for line in out.read_bytes().splitlines()]
 
@@ -297,30 +291,22 @@ async def read_all(kafka: LocalKafka, topic: str) -> list[bytes]:
 
 
 def processed_events(port: int) -> int:
-    """The worker's own count of accepted events, read from its /metrics."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0
-    return round(
-        sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("streamproc_events_total{")
-        )
-    )
+    """The worker's own count of accepted events, read from its /metrics (0 until it answers)."""
+    return round(scraped_total(port, "streamproc_events_total"))
 
 
 async def wait_for_processed(worker: WorkerProcess, count: int, timeout: float = 120.0) -> None:
     """Wait until the worker reports at least ``count`` processed events."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while processed_events(worker.metrics_port) < count:
-        if worker.proc.poll() is not None:
-            raise AssertionError(f"the worker exited:\n{worker.output()[-3000:]}")
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"worker did not reach {count} events:\n{worker.output()[-3000:]}")
-        await asyncio.sleep(0.1)
+    try:
+        await wait_until_async(
+            lambda: processed_events(worker.metrics_port) >= count,
+            timeout,
+            f"the worker to process {count} events",
+            interval=0.1,
+            alive=exited(worker.proc, "the worker"),
+        )
+    except Timeout as exc:
+        raise AssertionError(f"{exc}:\n{worker.output()[-3000:]}") from None
 
 
 def source_topics(settings: Settings) -> list[str]:

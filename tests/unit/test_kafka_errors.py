@@ -11,6 +11,7 @@ from aiokafka import errors as ak
 from pydantic import SecretStr
 
 from streamproc import cli
+from streamproc.dev.processes import free_ports
 from streamproc.errors import (
     KafkaAuthError,
     KafkaConnectionError,
@@ -19,7 +20,6 @@ from streamproc.errors import (
     StreamprocError,
 )
 from streamproc.kafka_errors import check_connection, translate, translated
-from streamproc.localkafka import free_ports
 from streamproc.settings import KafkaSettings
 
 PASSWORD = "hunter2-very-secret"

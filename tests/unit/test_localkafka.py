@@ -15,28 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from streamproc.errors import BrokerError
-from streamproc.localkafka import (
+from streamproc.dev.jars import MARKER, default_cache_root, default_pom, ensure_jars, pom_version
+from streamproc.dev.localkafka import (
     LOG_NAME,
-    MARKER,
     TEMP_PREFIX,
     BrokerInfo,
     LocalKafka,
-    default_cache_root,
-    default_pom,
-    ensure_jars,
-    free_ports,
     is_broker,
-    launch,
-    log_tail,
-    pid_running,
-    pom_version,
     remove_work_dir,
     server_properties,
     sweep_orphans,
-    terminate,
     wait_ready,
 )
+from streamproc.dev.processes import free_ports, launch, log_tail, pid_running, terminate
+from streamproc.errors import BrokerError
 
 POM = """\
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -270,7 +262,7 @@ def test_launched_process_dies_with_its_parent(tmp_path: Path) -> None:
 PARENT = """\
 import sys, time
 from pathlib import Path
-from streamproc.localkafka import launch
+from streamproc.dev.processes import launch
 proc = launch(["sleep", "60"], Path(sys.argv[1]), die_with_parent=True)
 print(proc.pid, flush=True)
 time.sleep(60)

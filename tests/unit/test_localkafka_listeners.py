@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from streamproc.dev.localkafka import Listener, LocalKafka, server_properties
 from streamproc.errors import BrokerError
-from streamproc.localkafka import Listener, LocalKafka, server_properties
 
 
 def _props(text: str) -> dict[str, str]:

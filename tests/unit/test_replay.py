@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from streamproc.cli import main
+from streamproc.dev.processes import streamproc_command
 
 
 def write_events(path: Path, count: int, *, shift_at: int, bad_every: int = 0) -> int:
@@ -57,7 +57,7 @@ def test_replay_of_a_million_events_shows_progress_and_counts_them(tmp_path: Pat
     write_events(events, 1_000_000, shift_at=600_000)
     args = ["replay", str(events), "--progress", "--out", str(alerts)]
     done = subprocess.run(
-        [sys.executable, "-m", "streamproc", *args],
+        streamproc_command(*args),
         capture_output=True,
         text=True,
         check=True,

@@ -188,7 +188,7 @@ def compose_consistency_problems(
     for name in ("kafka", "kafka-init"):
         tag = str(services[name]["image"]).rpartition(":")[2]
         if pom_version is None or tag != pom_version.group(1):
-            problems.append(f"{name} runs Kafka {tag}, deploy/kafka/pom.xml pins another")
+            problems.append(f"{name} runs Kafka {tag}, streamproc/dev/pom.xml pins another")
     if str(settings.metrics.port) not in [str(p) for p in worker.get("expose", [])]:
         problems.append(f"worker metrics port {settings.metrics.port} is not exposed")
     return problems

@@ -22,7 +22,7 @@ CONSTRAINTS = ROOT / "deploy" / "docker" / "constraints.txt"
 PIN_SCRIPT = ROOT / "deploy" / "docker" / "pin_runtime_deps.py"
 TOPICS_SCRIPT = ROOT / "deploy" / "docker" / "create-topics.sh"
 K8S = ROOT / "deploy" / "k8s"
-KAFKA_POM = ROOT / "deploy" / "kafka" / "pom.xml"
+KAFKA_POM = ROOT / "streamproc" / "dev" / "pom.xml"
 
 KUBERNETES_VERSION = "1.31"
 STREAMPROC_IMAGE = "streamproc"

@@ -4,7 +4,7 @@ The integration tests and ``make run`` need the broker the worker meets in
 production, not a fake: aiokafka negotiates protocol versions that Kafka 4.x
 accepts or rejects, and topic creation, rebalances and ordering are the broker's
 behaviour. The machines have a JDK and Maven but no Docker, so Maven lays the
-jars pinned in ``deploy/kafka/pom.xml`` into a cache outside git and the broker
+jars pinned in ``streamproc/dev/pom.xml`` into a cache outside git and the broker
 runs as a plain ``java`` process that we start, watch and stop by its PID.
 
 Lifecycle of :class:`LocalKafka`: find ``java`` (and ``mvn`` when the jars are
@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
-import hashlib
 import json
 import os
 import re
@@ -28,27 +26,38 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
+from streamproc.dev.jars import (
+    JAVA_HINT,
+    MAVEN_HINT,
+    Which,
+    default_cache_root,
+    default_pom,
+    ensure_jars,
+    find_tool,
+    pom_version,
+)
+from streamproc.dev.processes import (
+    POLL_SECONDS,
+    STOP_TIMEOUT,
+    launch,
+    log_tail,
+    pid_running,
+    port_open,
+    tail,
+    terminate,
+)
 from streamproc.errors import BrokerError
 
 DEFAULT_PORT = 9092
 DEFAULT_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
-"""Seconds a SIGTERM'd broker gets for its controlled shutdown before SIGKILL."""
-LOG_TAIL_LINES = 40
 HEAP = "-Xmx512m"
-MARKER = ".complete"
-"""Written last into a jar cache; holds the pom's digest so a changed pom refetches."""
 LOG_NAME = "broker.log"
 INFO_NAME = "broker.json"
 TEMP_PREFIX = "streamproc-kafka-"
@@ -56,15 +65,8 @@ _WORK_DIR_ENTRIES = frozenset(
     {"data", "server.properties", "log4j2.properties", LOG_NAME, INFO_NAME}
 )
 
-Which = Callable[[str], str | None]
-JAVA_HINT = "install a JDK 17+, e.g. apt-get install openjdk-17-jdk-headless"
-MAVEN_HINT = "install Apache Maven, e.g. apt-get install maven"
-
-_POLL_SECONDS = 0.2
 _PROBE_SECONDS = 5.0
-_MAVEN_TIMEOUT = 900.0
 _TOOL_TIMEOUT = 120.0
-_PR_SET_PDEATHSIG = 1
 _CLUSTER_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _PASSWORD = re.compile(r"(password=)[^,\]\s]*")
 
@@ -78,98 +80,6 @@ appender.console.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = INFO
 rootLogger.appenderRef.stdout.ref = STDOUT
 """
-
-
-# --- tools and jars -----------------------------------------------------------------
-
-
-def find_tool(name: str, hint: str, which: Which = shutil.which) -> str:
-    """Path of ``name`` on PATH; the error says what to install, not just what is missing."""
-    path = which(name)
-    if path is None:
-        raise BrokerError(f"{name} not found: {hint}")
-    return path
-
-
-def default_pom() -> Path:
-    """The pom of an editable install: the repo root is the package dir's parent."""
-    pom = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
-    if not pom.is_file():
-        raise BrokerError(
-            f"{pom} not found: the local broker needs the streamproc source tree "
-            "(pip install -e . from a git checkout) or an explicit pom path"
-        )
-    return pom
-
-
-def pom_version(pom: Path) -> str:
-    """The pinned Kafka version (``<kafka.version>``), which names the jar cache."""
-    try:
-        root = ET.parse(pom).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise BrokerError(f"cannot read the Kafka pom {pom}: {exc}") from exc
-    version = root.findtext("{*}properties/{*}kafka.version")
-    if not version:
-        raise BrokerError(f"{pom} has no <properties><kafka.version>")
-    return version.strip()
-
-
-def default_cache_root(env: Mapping[str, str] = os.environ) -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/streamproc``: jars are large and must stay out of git."""
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "streamproc"
-
-
-def ensure_jars(pom: Path, cache_root: Path, mvn: Callable[[], str]) -> Path:
-    """The jar dir for ``pom``, fetched on first use; ``mvn`` is looked up only then."""
-    target = cache_root / f"kafka-{pom_version(pom)}"
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
-    if _is_complete(target, digest):
-        return target
-    mvn_path = mvn()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_root))
-    try:
-        _fetch(mvn_path, pom, staging)
-        (staging / MARKER).write_text(digest)
-        _publish(staging, target, digest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _is_complete(jars: Path, digest: str) -> bool:
-    marker = jars / MARKER
-    return marker.is_file() and marker.read_text().strip() == digest
-
-
-def _fetch(mvn: str, pom: Path, into: Path) -> None:
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies"]
-    cmd.append(f"-DoutputDirectory={into}")
-    try:
-        done = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=_MAVEN_TIMEOUT
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerError(f"Maven did not fetch the Kafka jars within {exc.timeout:.0f} s") from exc
-    if done.returncode != 0:
-        output = _tail((done.stdout + done.stderr).splitlines())
-        raise BrokerError(f"Maven could not fetch the Kafka jars ({' '.join(cmd)}):\n{output}")
-
-
-def _publish(staging: Path, target: Path, digest: str) -> None:
-    """Rename into place so no reader ever sees a half-fetched cache."""
-    if _is_complete(target, digest):  # a concurrent fetch finished first; it may be in use
-        return
-    if target.exists():  # fetched for an older pom, or by hand
-        stale = target.with_name(f".{target.name}-stale-{uuid.uuid4().hex[:8]}")
-        target.rename(stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        staging.rename(target)
-    except OSError as exc:  # a concurrent fetch won the race; theirs is as good
-        if not _is_complete(target, digest):
-            raise BrokerError(f"cannot move the fetched jars to {target}: {exc}") from exc
 
 
 # --- configuration and storage ------------------------------------------------------
@@ -226,15 +136,6 @@ def server_properties(
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
-def free_ports(count: int = 1) -> list[int]:
-    """Distinct ports the OS has just handed out; all are held until all are chosen."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 def _require_free(port: int) -> None:
     """Fail with the port's name instead of a bind error deep in the broker log."""
     with socket.socket() as sock:
@@ -248,54 +149,7 @@ def _require_free(port: int) -> None:
             ) from exc
 
 
-def _tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(lines[-count:])
-
-
-def log_tail(path: Path, count: int = LOG_TAIL_LINES) -> str:
-    """The end of a log, for error messages that explain themselves."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return _tail(text.splitlines(), count)
-
-
 # --- processes ----------------------------------------------------------------------
-
-
-def parent_death_signal() -> Callable[[], None] | None:
-    """A preexec_fn that SIGKILLs the child when this process dies, on Linux.
-
-    The kernel sends it when the *thread* that forked exits, so it is armed only
-    from the main thread; elsewhere the atexit guard has to do.
-    """
-    on_linux = sys.platform.startswith("linux")
-    if not on_linux or threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only calls it
-    parent = os.getpid()
-
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return arm
-
-
-def launch(cmd: list[str], log: Path, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own session (Ctrl-C in a terminal does not reach it)."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            # Only prctl runs between fork and exec; nothing that could deadlock.
-            preexec_fn=parent_death_signal() if die_with_parent else None,  # noqa: PLW1509
-        )
 
 
 def wait_ready(
@@ -318,33 +172,7 @@ def wait_ready(
                 f"end of {log}:\n{log_tail(log)}"
             )
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=_POLL_SECONDS)  # returns at once if the broker dies
-
-
-def terminate(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM our child by its PID, SIGKILL it if it is still there after ``timeout``."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
-
-
-def pid_running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (a dead child not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: trust kill(0)
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+            proc.wait(timeout=POLL_SECONDS)  # returns at once if the broker dies
 
 
 def is_broker(pid: int, work_dir: Path) -> bool:
@@ -368,7 +196,7 @@ def stop_pid(pid: int, timeout: float = STOP_TIMEOUT) -> None:
         while time.monotonic() < deadline:
             if not pid_running(pid):
                 return
-            time.sleep(_POLL_SECONDS)  # not our child: there is nothing to wait on
+            time.sleep(POLL_SECONDS)  # not our child: there is nothing to wait on
     raise BrokerError(f"the broker (pid {pid}) survived SIGKILL")
 
 
@@ -404,15 +232,6 @@ def sweep_orphans(tmp: Path) -> None:
 
 
 # --- readiness ----------------------------------------------------------------------
-
-
-def port_open(port: int, timeout: float = 1.0) -> bool:
-    """A quiet TCP check, so the Metadata probe only runs once something listens."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def metadata_ready(bootstrap_servers: str, timeout: float = _PROBE_SECONDS) -> bool:
@@ -557,10 +376,7 @@ class LocalKafka:
         if self._proc is not None:
             raise BrokerError(f"the broker is already running (pid {self._proc.pid})")
         _require_no_running_loop()
-        java = find_tool("java", JAVA_HINT, self._which)
-        pom = self._pom or default_pom()
-        self.version = pom_version(pom)
-        jars = ensure_jars(pom, self._cache_root, lambda: find_tool("mvn", MAVEN_HINT, self._which))
+        java, jars = self._java_and_jars()
         for port in (self.port, self.controller_port, *(x.port for x in self.listeners)):
             _require_free(port)
         self._make_work_dir()
@@ -583,26 +399,6 @@ class LocalKafka:
             keep = self.keep_logs if keep_logs is None else keep_logs
             remove_work_dir(self._work_dir, keep_logs=keep)
 
-    def halt(self) -> None:
-        """Stop the broker process but keep its data, as an outage would; see :meth:`resume`."""
-        if self._proc is not None:
-            terminate(self._proc)
-            self._proc = None
-
-    def resume(self) -> float:
-        """Start a halted broker again on the same ports and data; returns its start-up time."""
-        if self._proc is not None:
-            raise BrokerError(f"the broker is running (pid {self._proc.pid})")
-        _require_no_running_loop()
-        java = find_tool("java", JAVA_HINT, self._which)
-        jars = ensure_jars(
-            self._pom or default_pom(),
-            self._cache_root,
-            lambda: find_tool("mvn", MAVEN_HINT, self._which),
-        )
-        self._launch(java, jars)
-        return self._wait_ready()
-
     def __enter__(self) -> LocalKafka:
         return self.start()
 
@@ -613,6 +409,14 @@ class LocalKafka:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _java_and_jars(self) -> tuple[str, Path]:
+        """``java`` on PATH and the jar dir (fetched on first use); sets :attr:`version`."""
+        java = find_tool("java", JAVA_HINT, self._which)
+        pom = self._pom or default_pom()
+        self.version = pom_version(pom)
+        jars = ensure_jars(pom, self._cache_root, lambda: find_tool("mvn", MAVEN_HINT, self._which))
+        return java, jars
 
     def _make_work_dir(self) -> None:
         if self._work_dir is None:
@@ -655,7 +459,7 @@ class LocalKafka:
         with self.log_path.open("a") as log:
             log.write(done.stdout + done.stderr)
         if done.returncode != 0:
-            output = _tail((done.stdout + done.stderr).splitlines())
+            output = tail((done.stdout + done.stderr).splitlines())
             raise BrokerError(f"{what} failed with code {done.returncode}:\n{output}")
         return done.stdout
 

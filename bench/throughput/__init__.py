@@ -1,0 +1,24 @@
+"""Throughput, latency, state size and recovery of the worker, against the raw-client floor.
+
+Everything runs on a local broker started for the run (free ports, removed at the end):
+
+1. hot path: ``Pipeline.handle`` over batches of 1,000 records, in process, CPU time; also
+   with no-op detectors (River's share); with ``--baseline REF`` also that commit's code,
+   round by round, for a before/after ratio;
+2. recovery: 100,000 streams (2,500 models x 20 features x value and missing-rate streams)
+   written as the worker writes checkpoints, then read and restored through
+   ``Pipeline.restore``;
+3. preload: N feature events of 20 numeric features over 50 models plus outcomes at 10%,
+   keyed by model, on 8 partitions;
+4. (a) floor: a plain aiokafka ``getmany`` loop feeding the same ``Pipeline``/``Engine``;
+5. (b) worker: a real ``streamproc worker`` subprocess (default settings, checkpoints on),
+   its steady rate read from its ``/metrics``, its CPU and peak RSS from ``/proc``;
+6. profile: a second worker on the same backlog under ``py-spy`` (CPU by component), and a
+   third with no detectors configured (what the framework around them costs);
+7. restart: worker (b)'s group restarted, its recovery log lines (state bytes, seconds);
+8. (c) latency: production at 50% and 25% of (b)'s rate with staggered mean shifts; event
+   time to alert consumption, matched by the alert's ``event_id``.
+
+    python -m bench.throughput --baseline 0137015  # full run, ~8 min; docs/performance.md
+    python -m bench.throughput --quick             # smoke run (20,000 events); prints only
+"""
