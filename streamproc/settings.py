@@ -43,6 +43,7 @@ from pydantic.fields import FieldInfo
 
 from streamproc.config_file import read_yaml
 from streamproc.errors import ConfigError
+from streamproc.label_settings import LabelSettings
 
 ENV_PREFIX = "STREAMPROC_"
 
@@ -542,6 +543,7 @@ class Settings(_Frozen):
     limits: Limits = Field(default_factory=Limits)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     arrival: ArrivalSettings = Field(default_factory=ArrivalSettings)
+    labels: LabelSettings = Field(default_factory=LabelSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -1,0 +1,42 @@
+"""Settings of the label join (docs/events.md, "Labels"), a section of their own.
+
+Kept apart from :mod:`streamproc.labels` so that :mod:`streamproc.settings` can hold the
+section without importing the join (which imports the event contract, which imports the
+settings).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_INT32_MAX = 2**31 - 1
+
+
+class LabelSettings(BaseModel):
+    """How labels (outcomes with ``id`` and ``y_true`` only) are joined with predictions."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
+
+    ttl_seconds: float = Field(
+        default=604_800.0,
+        gt=0,
+        le=_INT32_MAX,
+        description="Event time a prediction waits for its label, and a label for its "
+        "prediction, before it expires (the model's latest ts is the clock).",
+    )
+    max_pending_predictions: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most predictions kept per model waiting for a label; the oldest is "
+        "dropped (and counted) to make room.",
+    )
+    max_pending_labels: int = Field(
+        default=1_000,
+        ge=1,
+        le=1_000_000,
+        description="Most labels kept per model waiting for their prediction; the oldest is "
+        "dropped (and counted) to make room.",
+    )

@@ -1,0 +1,263 @@
+"""The label join: delayed ground truth meets the prediction it is about.
+
+Labels (outcomes with ``id`` and ``y_true`` only, :class:`~streamproc.events.LabelEvent`)
+come from another system, long after the prediction. Each model that has received a label
+keeps a :class:`LabelJoin`: predictions of its feature events wait for their label, labels
+for their prediction, whichever comes first, for ``labels.ttl_seconds`` of event time (the
+model's latest ``ts`` is the clock). A joined pair is what an outcome with both ``y_true``
+and ``y_pred`` would be (:class:`Joined`), and the engine feeds it to the error and
+correctness streams.
+
+Predictions are kept from a model's first label on: models whose outcomes carry ``y_pred``
+pay nothing. Both waiting sets are bounded per model (``labels.max_pending_*``; the oldest
+is dropped first and counted), are part of the model's snapshot, and restore exactly.
+
+Determinism: a joined pair's error depends only on the pair, never on which came first.
+Its place in the error stream is the arrival of the later of the two, so the worker's
+alerts equal ``streamproc replay``'s when each label is processed after its prediction in
+both (true whenever labels come later than the features topic's consumer lag) and no
+pending item expires in one and not in the other (a time to live far beyond that lag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from streamproc import state
+from streamproc.errors import StateError
+from streamproc.events import Feature, LabelEvent, Reason, Rejection
+from streamproc.label_settings import LabelSettings
+
+Truth = str | int | bool | float
+"""A label's ``y_true`` as sent."""
+Side = Literal["prediction", "label"]
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A prediction and its label, reduced as an outcome with both would be."""
+
+    id: str
+    ts: int
+    """The label's event time (the outcome's)."""
+    error: float
+    """0/1 misclassification, or the absolute error of a number."""
+    correct: bool | None
+    """Whether a classification was right; None for numbers."""
+    delay_ms: int
+    """Label ts minus prediction ts (0 when the label is older): the label delay."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLabel:
+    """A label that left the join without a prediction: the dead letter to write for it."""
+
+    model: str
+    id: str
+    y_true: Truth
+    ts: int
+    source: int
+    """Where the label came from: its record's offset (worker) or line (replay); -1 unknown."""
+    reason: Reason
+    message: str
+
+    def payload(self) -> dict[str, Any]:
+        """The label as an outcome event (the dead letter's synthesized value)."""
+        return {"model": self.model, "id": self.id, "y_true": self.y_true, "ts": self.ts}
+
+
+class LabelObserver(Protocol):
+    """Where join counts go (the worker's metrics); every call is O(1)."""
+
+    def joined(self, model: str, delay_ms: int) -> None: ...
+    def expired(self, model: str, side: Side) -> None: ...
+    def dropped(self, model: str, side: Side) -> None: ...
+
+
+class NoObserver:
+    """The default observer: counts nothing (replay, tests)."""
+
+    def joined(self, model: str, delay_ms: int) -> None:
+        pass
+
+    def expired(self, model: str, side: Side) -> None:
+        pass
+
+    def dropped(self, model: str, side: Side) -> None:
+        pass
+
+
+def reduce(prediction: Feature, y_true: Truth) -> tuple[float, bool | None] | None:
+    """(error, correct) of a pair, or None when they cannot be compared.
+
+    Strings compare as classes. A number prediction against an integer or boolean truth is
+    a class when it is whole (feature events send predictions as numbers: 1 and 1.0 are the
+    same class), else a score whose absolute error is taken; a float truth is a number.
+    """
+    if type(prediction) is str:
+        if type(y_true) is not str:
+            return None
+        correct = prediction == y_true
+        return (0.0 if correct else 1.0), correct
+    if type(prediction) is not float or type(y_true) is str:
+        return None
+    truth = float(y_true)
+    if type(y_true) is not float and prediction.is_integer():
+        correct = prediction == truth
+        return (0.0 if correct else 1.0), correct
+    return abs(truth - prediction), None
+
+
+class LabelJoin:
+    """One model's waiting predictions and labels (insertion-ordered, oldest first)."""
+
+    __slots__ = ("_limits", "_model", "_observer", "_ttl", "clock", "labels", "predictions")
+
+    def __init__(self, model: str, settings: LabelSettings, observer: LabelObserver) -> None:
+        self._model = model
+        self._limits = (settings.max_pending_predictions, settings.max_pending_labels)
+        self._ttl = round(settings.ttl_seconds * 1000)
+        self._observer = observer
+        self.clock = 0
+        """The model's latest event time seen (ms): what expiry is measured against."""
+        self.predictions: dict[str, tuple[Feature, int]] = {}
+        """id -> (prediction, ts)."""
+        self.labels: dict[str, tuple[Truth, int, int]] = {}
+        """id -> (y_true, ts, source)."""
+
+    def advance(self, ts: int) -> list[DeadLabel]:
+        """Move the clock to ``ts`` if later; what expired, oldest first, is dropped (labels
+        come back as dead letters). Amortized O(1): each item expires once."""
+        if ts <= self.clock:
+            return []
+        self.clock = ts
+        horizon = ts - self._ttl
+        predictions = self.predictions
+        while predictions:
+            pid = next(iter(predictions))
+            if predictions[pid][1] >= horizon:
+                break
+            del predictions[pid]
+            self._observer.expired(self._model, "prediction")
+        dead: list[DeadLabel] = []
+        labels = self.labels
+        while labels:
+            lid = next(iter(labels))
+            y_true, lts, source = labels[lid]
+            if lts >= horizon:
+                break
+            del labels[lid]
+            self._observer.expired(self._model, "label")
+            dead.append(
+                DeadLabel(
+                    self._model,
+                    lid,
+                    y_true,
+                    lts,
+                    source,
+                    Reason.LABEL_EXPIRED,
+                    f"y_true: no prediction with id {lid[:40]!r} came within "
+                    f"labels.ttl_seconds={self._ttl / 1000:g} of event time",
+                )
+            )
+        return dead
+
+    def prediction(self, id_: str, value: Feature, ts: int) -> Joined | DeadLabel | None:
+        """A feature event's prediction: joined with its waiting label, else kept (a later
+        prediction for a waiting id replaces it). A label that cannot be compared with it
+        comes back as a dead letter."""
+        waiting = self.labels.pop(id_, None)
+        if waiting is not None:
+            y_true, lts, source = waiting
+            reduced = reduce(value, y_true)
+            if reduced is None:
+                return DeadLabel(
+                    self._model, id_, y_true, lts, source, Reason.WRONG_TYPE, _mismatch(value)
+                )
+            return self._joined(id_, lts, reduced, lts - ts)
+        predictions = self.predictions
+        if id_ in predictions:
+            del predictions[id_]
+        elif len(predictions) >= self._limits[0]:
+            del predictions[next(iter(predictions))]
+            self._observer.dropped(self._model, "prediction")
+        predictions[id_] = (value, ts)
+        return None
+
+    def label(self, event: LabelEvent, source: int) -> Joined | Rejection | None:
+        """A label: joined with its waiting prediction, else kept (a second label for a
+        waiting id is dropped: the first stands)."""
+        id_ = event.id
+        waiting = self.predictions.get(id_)
+        if waiting is not None:
+            value, pts = waiting
+            reduced = reduce(value, event.y_true)
+            if reduced is None:
+                return Rejection(Reason.WRONG_TYPE, _mismatch(value), model=self._model)
+            del self.predictions[id_]
+            return self._joined(id_, event.ts, reduced, event.ts - pts)
+        labels = self.labels
+        if id_ in labels:
+            self._observer.dropped(self._model, "label")
+            return None
+        if len(labels) >= self._limits[1]:
+            del labels[next(iter(labels))]
+            self._observer.dropped(self._model, "label")
+        labels[id_] = (event.y_true, event.ts, source)
+        return None
+
+    def _joined(self, id_: str, ts: int, reduced: tuple[float, bool | None], delay: int) -> Joined:
+        delay = max(delay, 0)
+        self._observer.joined(self._model, delay)
+        return Joined(id_, ts, reduced[0], reduced[1], delay)
+
+    def to_state(self) -> list[Any]:
+        return [
+            self.clock,
+            [[i, v, ts] for i, (v, ts) in self.predictions.items()],
+            [[i, y, ts, src] for i, (y, ts, src) in self.labels.items()],
+        ]
+
+    def restore(self, values: object, where: str) -> None:
+        """Continue from :meth:`to_state` output, every field checked (a snapshot is input);
+        at most the configured bounds are kept (the newest, when they were lowered)."""
+        clock, predictions, labels = state.fields(values, 3, f"{where}: labels")
+        self.clock = state.count(clock, where, "labels clock")
+        if type(predictions) is not list or type(labels) is not list:
+            raise StateError(f"{where}: pending predictions and labels must be lists")
+        for item in predictions[-self._limits[0] :]:
+            pid, value, ts = state.fields(item, 3, f"{where}: pending prediction")
+            self.predictions[_id(pid, where)] = (_prediction(value, where), _ts(ts, where))
+        for item in labels[-self._limits[1] :]:
+            lid, y_true, ts, source = state.fields(item, 4, f"{where}: pending label")
+            if type(source) is not int or source < -1:
+                raise StateError(f"{where}: pending label: bad source {str(source)[:20]}")
+            self.labels[_id(lid, where)] = (_truth(y_true, where), _ts(ts, where), source)
+
+
+def _mismatch(prediction: Feature) -> str:
+    kind = "a string" if type(prediction) is str else "a number"
+    return f"y_true: cannot be compared with the prediction, which is {kind}"
+
+
+def _id(value: object, where: str) -> str:
+    if type(value) is not str or not value:
+        raise StateError(f"{where}: pending id: expected a non-empty string")
+    return value
+
+
+def _ts(value: object, where: str) -> int:
+    return state.count(value, where, "pending ts")
+
+
+def _prediction(value: object, where: str) -> Feature:
+    if type(value) is str:
+        return value
+    return state.number(value, where, "pending prediction", -1e100, 1e100)
+
+
+def _truth(value: object, where: str) -> Truth:
+    if type(value) in (str, bool, int) or type(value) is float:
+        return value  # type: ignore[return-value]
+    raise StateError(f"{where}: pending label: y_true must be a string, number or boolean")
