@@ -161,6 +161,8 @@ class Engine:
             if len(self._models) >= self._limits.max_models:
                 return Processed(rejection=self._too_many_models(event))
             model = self._models[event.model] = _Model()
+            if self._labels.models and self._labels.joins_from_start(event.model):
+                model.labels = LabelJoin(event.model, self._labels, self._label_observer)
         model.seen = event.ts if self._event_time else now_ms
         if isinstance(event, LabelEvent):
             return self._label(model, event, now_ms, source)
@@ -450,8 +452,9 @@ class Engine:
             )
         if arrival and arrival[0] is not None and self._arrival is not None:
             model.arrival = self._arrival.restore(name, arrival[0])
-        if labels is not None:
+        if labels is not None or (self._labels.models and self._labels.joins_from_start(name)):
             model.labels = LabelJoin(name, self._labels, self._label_observer)
+        if labels is not None and model.labels is not None:
             model.labels.restore(labels, where)
         return model
 

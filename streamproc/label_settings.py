@@ -7,6 +7,8 @@ settings).
 
 from __future__ import annotations
 
+import fnmatch
+
 from pydantic import BaseModel, ConfigDict, Field
 
 _INT32_MAX = 2**31 - 1
@@ -26,6 +28,13 @@ class LabelSettings(BaseModel):
         description="Event time a prediction waits for its label, and a label for its "
         "prediction, before it expires (the model's latest ts is the clock).",
     )
+    models: str = Field(
+        default="",
+        max_length=10_000,
+        description="Comma-separated glob patterns of models whose predictions are kept for "
+        "their labels from their first event ('*': all); other models start keeping them at "
+        "their first label, so their first labels find no prediction.",
+    )
     max_pending_predictions: int = Field(
         default=10_000,
         ge=1,
@@ -40,3 +49,8 @@ class LabelSettings(BaseModel):
         description="Most labels kept per model waiting for their prediction; the oldest is "
         "dropped (and counted) to make room.",
     )
+
+    def joins_from_start(self, model: str) -> bool:
+        """Whether ``model``'s predictions are kept before its first label (``models``)."""
+        patterns = (p.strip() for p in self.models.split(","))
+        return any(p and fnmatch.fnmatchcase(model, p) for p in patterns)

@@ -256,3 +256,14 @@ def test_joined_outcomes_detect_an_accuracy_drop() -> None:
             alerts += e.process(label(str(j), truths[j], ts), NOW).alerts
     kinds = {a.stream.kind for a in alerts if a.events_seen > 2700}
     assert StreamKind.CORRECTNESS in kinds
+
+
+def test_models_matching_labels_models_keep_predictions_from_their_first_event() -> None:
+    e = engine(models="fraud-*, other")
+    for name in ("fraud-1", "ranker"):
+        e.process(prediction("1", 1.0, model=name), NOW)
+        e.process(label("1", 1, model=name), NOW)
+    joined = {s.id.model for s in e.streams() if s.id.kind is StreamKind.ERROR}
+    assert joined == {"fraud-1"}
+    assert LabelSettings(models="*").joins_from_start("anything")
+    assert not LabelSettings().joins_from_start("anything")
