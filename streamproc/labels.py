@@ -21,6 +21,8 @@ pending item expires in one and not in the other (a time to live far beyond that
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -86,6 +88,50 @@ class NoObserver:
 
     def dropped(self, model: str, side: Side) -> None:
         pass
+
+
+LABEL_DELAY_BUCKETS = (
+    1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0, 86_400.0, 259_200.0, 604_800.0,
+    1_209_600.0, 2_592_000.0,
+)  # fmt: skip
+"""Label delay histogram bounds in seconds: a click (seconds) to a chargeback (weeks)."""
+_DELAY_BOUNDS_MS = tuple(b * 1000 for b in LABEL_DELAY_BUCKETS)
+
+
+class LabelTally:
+    """Counts the join's outcomes between two reads by the worker's metrics: O(1) per call,
+    no lock (the engine and the metrics timer share the event loop). What it holds is bounded
+    by the models active between two reads (a few seconds)."""
+
+    def __init__(self) -> None:
+        self.joins: Counter[str] = Counter()
+        self.expiries: Counter[tuple[str, Side]] = Counter()
+        self.drops: Counter[tuple[str, Side]] = Counter()
+        self.delay_counts = [0] * (len(LABEL_DELAY_BUCKETS) + 1)
+        """Joins per delay bucket (the last: beyond the largest bound)."""
+        self.delay_sum = 0.0
+        """Seconds."""
+
+    def joined(self, model: str, delay_ms: int) -> None:
+        self.joins[model] += 1
+        self.delay_counts[bisect_left(_DELAY_BOUNDS_MS, delay_ms)] += 1
+        self.delay_sum += delay_ms / 1000
+
+    def expired(self, model: str, side: Side) -> None:
+        self.expiries[(model, side)] += 1
+
+    def dropped(self, model: str, side: Side) -> None:
+        self.drops[(model, side)] += 1
+
+    def drain(self) -> LabelTally:
+        """What was counted since the last drain; counting starts again from zero."""
+        taken = LabelTally()
+        taken.joins, self.joins = self.joins, taken.joins
+        taken.expiries, self.expiries = self.expiries, taken.expiries
+        taken.drops, self.drops = self.drops, taken.drops
+        taken.delay_counts, self.delay_counts = self.delay_counts, taken.delay_counts
+        taken.delay_sum, self.delay_sum = self.delay_sum, 0.0
+        return taken
 
 
 def reduce(prediction: Feature, y_true: Truth) -> tuple[float, bool | None] | None:

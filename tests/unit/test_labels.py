@@ -267,3 +267,33 @@ def test_models_matching_labels_models_keep_predictions_from_their_first_event()
     assert joined == {"fraud-1"}
     assert LabelSettings(models="*").joins_from_start("anything")
     assert not LabelSettings().joins_from_start("anything")
+
+
+def test_the_tally_feeds_join_counts_and_the_delay_histogram() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamproc.labels import LabelTally
+    from streamproc.metrics import Metrics
+
+    tally = LabelTally()
+    e = Engine(SETTINGS, LIMITS, labels=LabelSettings(ttl_seconds=60), label_observer=tally)
+    e.process(label("a", 1, NOW + 90_000), NOW)
+    e.process(prediction("a", 1.0, NOW), NOW)  # joined, 90 s late
+    e.process(label("b", 1, NOW + 200_000), NOW)  # a expires nothing; b waits
+    e.process(label("b", 1, NOW + 200_000), NOW)  # duplicate: dropped
+    e.process(label("c", 1, NOW + 300_000), NOW)  # b expires
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.labels_counted(tally.drain())
+    metrics.labels_counted(tally.drain())  # drained: adds nothing
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("streamproc_label_joins_total", model="m") == 1
+    assert value("streamproc_label_expired_total", model="m", side="label") == 1
+    assert value("streamproc_label_dropped_total", model="m", side="label") == 1
+    assert value("streamproc_label_delay_seconds_count") == 1
+    assert value("streamproc_label_delay_seconds_sum") == 90.0
+    assert value("streamproc_label_delay_seconds_bucket", le="60.0") == 0
+    assert value("streamproc_label_delay_seconds_bucket", le="300.0") == 1
