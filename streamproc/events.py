@@ -491,8 +491,6 @@ def _label(
         raise _Reject(Reason.WRONG_TYPE, f"y_true: expected a string, number or boolean, got {got}")
     if type(y_true) is float and not -LABEL_FLOAT_LIMIT < y_true < LABEL_FLOAT_LIMIT:
         raise _Reject(Reason.OUT_OF_RANGE, f"y_true: {y_true:.17g} is beyond 64-bit integers")
-    if type(y_true) is int and not -LABEL_FLOAT_LIMIT <= y_true < LABEL_FLOAT_LIMIT:
-        raise _Reject(Reason.OUT_OF_RANGE, f"y_true: {y_true} is beyond 64-bit integers")
     if type(y_true) is str:
         _category(y_true, "y_true", limits)
     return LabelEvent(model, ts, id_, y_true, item.get("ts") is not None)

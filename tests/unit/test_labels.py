@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamproc.alerts import Alert
 from streamproc.engine import Engine, Processed
@@ -16,6 +18,7 @@ from streamproc.events import Event, EventKind, FeatureEvent, LabelEvent, Reason
 from streamproc.label_settings import LabelSettings
 from streamproc.labels import LabelJoin, NoObserver, Side, reduce
 from streamproc.settings import DetectorDefaults, DetectorSpec, EngineSettings, Limits, StreamKind
+from tests.unit.test_events import SCHEMAS
 
 NOW = 1_700_000_000_000
 DAY = 86_400_000
@@ -297,3 +300,28 @@ def test_the_tally_feeds_join_counts_and_the_delay_histogram() -> None:
     assert value("streamproc_label_delay_seconds_sum") == 90.0
     assert value("streamproc_label_delay_seconds_bucket", le="60.0") == 0
     assert value("streamproc_label_delay_seconds_bucket", le="300.0") == 1
+
+
+LABEL_VALUES = st.one_of(
+    st.sampled_from(["a", "x" * 201, ""]), st.booleans(), st.integers(-3, 3), st.floats(-9, 9)
+)
+LABEL_LIKE = st.fixed_dictionaries(
+    {"model": st.just("m"), "y_true": st.one_of(LABEL_VALUES, st.none())},
+    optional={
+        "id": st.one_of(st.sampled_from(["", "r1"]), st.integers(0, 9), st.none(), st.booleans()),
+        "y_pred": st.one_of(st.none(), st.just("a")),
+        "error": st.one_of(st.none(), st.just(0.5)),
+        "loss": st.none(),
+        "correct": st.one_of(st.none(), st.booleans()),
+        "ts": st.one_of(st.none(), st.integers(0, 10)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=LABEL_LIKE)
+def test_the_outcome_schema_accepts_exactly_the_labels_decode_accepts(
+    event: dict[str, Any],
+) -> None:
+    decoded = decode(orjson.dumps(event), kind=EventKind.OUTCOME, received_ms=0, limits=LIMITS)
+    assert SCHEMAS[EventKind.OUTCOME].is_valid(event) == bool(decoded.events), decoded
