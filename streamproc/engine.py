@@ -40,7 +40,7 @@ class Processed:
     """Set when the engine refused the event (e.g. too many streams for its model)."""
     updates: int = 0
     """Detector updates it caused (for throughput metrics)."""
-    dead_labels: list[DeadLabel] = field(default_factory=list)
+    dead_labels: tuple[DeadLabel, ...] = ()
     """Labels that left the label join without a prediction as this event advanced its
     model's clock (expired), or that its prediction could not be compared with."""
 
@@ -346,7 +346,7 @@ class Engine:
             return Processed(result.alerts, None, result.updates, dead) if dead else result
         joined = join.prediction(event.id, prediction, event.ts)
         if isinstance(joined, DeadLabel):
-            dead.append(joined)
+            dead = (*dead, joined)
         elif joined is not None:
             alerts, updates = self._joined(model, event.model, joined, now_ms)
             return Processed(result.alerts + alerts, None, result.updates + updates, dead)

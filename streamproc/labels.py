@@ -22,7 +22,7 @@ pending item expires in one and not in the other (a time to live far beyond that
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -167,30 +167,33 @@ class LabelJoin:
         self._observer = observer
         self.clock = 0
         """The model's latest event time seen (ms): what expiry is measured against."""
-        self.predictions: dict[str, tuple[Feature, int]] = {}
+        # OrderedDict, not dict: a dict emptied from the front makes ``next(iter())`` skip
+        # every deleted slot (measured: microseconds per event at 3,000 pending).
+        self.predictions: OrderedDict[str, tuple[Feature, int]] = OrderedDict()
         """id -> (prediction, ts)."""
-        self.labels: dict[str, tuple[Truth, int, int]] = {}
+        self.labels: OrderedDict[str, tuple[Truth, int, int]] = OrderedDict()
         """id -> (y_true, ts, source)."""
 
-    def advance(self, ts: int) -> list[DeadLabel]:
+    def advance(self, ts: int) -> tuple[DeadLabel, ...]:
         """Move the clock to ``ts`` if later; what expired, oldest first, is dropped (labels
         come back as dead letters). Amortized O(1): each item expires once."""
         if ts <= self.clock:
-            return []
+            return ()
         self.clock = ts
         horizon = ts - self._ttl
         predictions = self.predictions
         while predictions:
-            pid = next(iter(predictions))
-            if predictions[pid][1] >= horizon:
+            pid, (_, pts) = next(iter(predictions.items()))
+            if pts >= horizon:
                 break
             del predictions[pid]
             self._observer.expired(self._model, "prediction")
-        dead: list[DeadLabel] = []
         labels = self.labels
+        if not labels or next(iter(labels.values()))[1] >= horizon:
+            return ()
+        dead: list[DeadLabel] = []
         while labels:
-            lid = next(iter(labels))
-            y_true, lts, source = labels[lid]
+            lid, (y_true, lts, source) = next(iter(labels.items()))
             if lts >= horizon:
                 break
             del labels[lid]
@@ -207,7 +210,7 @@ class LabelJoin:
                     f"labels.ttl_seconds={self._ttl / 1000:g} of event time",
                 )
             )
-        return dead
+        return tuple(dead)
 
     def prediction(self, id_: str, value: Feature, ts: int) -> Joined | DeadLabel | None:
         """A feature event's prediction: joined with its waiting label, else kept (a later
@@ -226,7 +229,7 @@ class LabelJoin:
         if id_ in predictions:
             del predictions[id_]
         elif len(predictions) >= self._limits[0]:
-            del predictions[next(iter(predictions))]
+            predictions.popitem(last=False)
             self._observer.dropped(self._model, "prediction")
         predictions[id_] = (value, ts)
         return None
@@ -248,7 +251,7 @@ class LabelJoin:
             self._observer.dropped(self._model, "label")
             return None
         if len(labels) >= self._limits[1]:
-            del labels[next(iter(labels))]
+            labels.popitem(last=False)
             self._observer.dropped(self._model, "label")
         labels[id_] = (event.y_true, event.ts, source)
         return None

@@ -137,7 +137,7 @@ def test_a_label_for_an_unknown_model_waits_and_expires_as_a_dead_letter() -> No
     e = engine(recorder, ttl_seconds=86_400)
     assert e.process(label("1", "a", NOW, model="new"), NOW, source=42) == Processed()
     assert e.models == ["new"]
-    assert e.process(label("2", "a", NOW + DAY, model="new"), NOW).dead_labels == []
+    assert e.process(label("2", "a", NOW + DAY, model="new"), NOW).dead_labels == ()
     (dead,) = e.process(label("3", "a", NOW + DAY + 1, model="new"), NOW).dead_labels
     assert (dead.model, dead.id, dead.y_true, dead.ts, dead.source) == ("new", "1", "a", NOW, 42)
     assert dead.reason is Reason.LABEL_EXPIRED
