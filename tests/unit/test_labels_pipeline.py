@@ -3,11 +3,13 @@ expired label reaches the dead-letter topic as a synthesized message (docs/dead-
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 
 import orjson
 
+from streamproc.demo import LABELLED, scenario
 from streamproc.engine import Engine
 from streamproc.events import EventKind, Rejection
 from streamproc.label_settings import LabelSettings
@@ -133,3 +135,18 @@ def test_replay_reports_an_expired_label_at_its_own_line() -> None:
     ((line, rejection),) = rejected
     assert line == 1
     assert rejection.reason.value == "label_expired"
+
+
+def test_the_demo_shows_a_model_whose_late_labels_reveal_its_accuracy_drop() -> None:
+    start = 1_764_000_000_000
+    events = scenario(rate=100, seed=7, start_ms=start)
+    docs = [e.body for e in itertools.takewhile(lambda e: e.at_seconds < 80, events)]
+    labels = [d for d in docs if d["model"] == LABELLED and "y_true" in d]
+    assert labels and all(set(d) == {"model", "id", "ts", "y_true"} for d in labels)
+    alerts, rejected = replayed(docs)
+    found = [orjson.loads(a) for a in alerts]
+    late = [a for a in found if a["model"] == LABELLED]
+    assert late, "credit-v1's accuracy drop must be found through its labels"
+    assert {a["stream"]["kind"] for a in late} <= {"error", "correctness"}
+    assert min(a["event_ts"] for a in late) >= start + 45_000  # labels of dropped predictions
+    assert rejected == []
