@@ -341,6 +341,9 @@ class Engine:
         join = model.labels
         assert join is not None
         dead = join.advance(event.ts)
+        stopped = join.stopped(now_ms)
+        if stopped is not None:
+            result = Processed([*result.alerts, stopped], None, result.updates)
         prediction = event.prediction
         if event.id is None or prediction is None:
             return Processed(result.alerts, None, result.updates, dead) if dead else result

@@ -35,6 +35,21 @@ class LabelSettings(BaseModel):
         "their labels from their first event ('*': all); other models start keeping them at "
         "their first label, so their first labels find no prediction.",
     )
+    silence_factor: float = Field(
+        default=10.0,
+        ge=1,
+        le=1_000_000,
+        description="Labels have stopped when the model's clock passes its latest label by this "
+        "many times the longest gap seen between two labels (and by silence_min_seconds): "
+        "one arrival alert (stream labels), until labels come again. 0 silence_min_seconds "
+        "and this at its ceiling effectively turn it off.",
+    )
+    silence_min_seconds: float = Field(
+        default=3_600.0,
+        ge=0,
+        le=_INT32_MAX,
+        description="Least event time without labels before they count as stopped.",
+    )
     max_pending_predictions: int = Field(
         default=10_000,
         ge=1,

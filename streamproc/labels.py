@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from streamproc import state
+from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.errors import StateError
 from streamproc.events import Feature, LabelEvent, Reason, Rejection
 from streamproc.label_settings import LabelSettings
+from streamproc.settings import StreamKind
 
+LABELS_STREAM, LABEL_SILENCE = "labels", "label_silence"
+"""Stream name and detector type of the label-silence alert (kind ``arrival``)."""
 Truth = str | int | bool | float
 """A label's ``y_true`` as sent."""
 Side = Literal["prediction", "label"]
@@ -158,13 +162,35 @@ def reduce(prediction: Feature, y_true: Truth) -> tuple[float, bool | None] | No
 class LabelJoin:
     """One model's waiting predictions and labels (insertion-ordered, oldest first)."""
 
-    __slots__ = ("_limits", "_model", "_observer", "_ttl", "clock", "labels", "predictions")
+    __slots__ = (
+        "_limits",
+        "_model",
+        "_observer",
+        "_silence",
+        "_ttl",
+        "clock",
+        "count",
+        "labels",
+        "last_label",
+        "longest_gap",
+        "predictions",
+        "silent",
+    )
 
     def __init__(self, model: str, settings: LabelSettings, observer: LabelObserver) -> None:
         self._model = model
         self._limits = (settings.max_pending_predictions, settings.max_pending_labels)
         self._ttl = round(settings.ttl_seconds * 1000)
         self._observer = observer
+        self._silence = (settings.silence_factor, round(settings.silence_min_seconds * 1000))
+        self.count = 0
+        """Labels received: the position of a label-silence alert."""
+        self.last_label: tuple[str, int] | None = None
+        """(id, ts) of the latest label (by ts)."""
+        self.longest_gap = 0
+        """Longest event-time gap between two labels seen (ms)."""
+        self.silent = False
+        """Whether labels were reported stopped since the latest one."""
         self.clock = 0
         """The model's latest event time seen (ms): what expiry is measured against."""
         # OrderedDict, not dict: a dict emptied from the front makes ``next(iter())`` skip
@@ -237,6 +263,7 @@ class LabelJoin:
     def label(self, event: LabelEvent, source: int) -> Joined | Rejection | None:
         """A label: joined with its waiting prediction, else kept (a second label for a
         waiting id is dropped: the first stands)."""
+        self._heard(event)
         id_ = event.id
         waiting = self.predictions.get(id_)
         if waiting is not None:
@@ -256,13 +283,54 @@ class LabelJoin:
         labels[id_] = (event.y_true, event.ts, source)
         return None
 
+    def _heard(self, event: LabelEvent) -> None:
+        self.count += 1
+        self.silent = False
+        last = self.last_label
+        if last is None or event.ts >= last[1]:
+            if last is not None and event.ts - last[1] > self.longest_gap:
+                self.longest_gap = event.ts - last[1]
+            self.last_label = (event.id, event.ts)
+
+    def stopped(self, now_ms: int) -> Alert | None:
+        """The label-silence alert, once, when the clock has passed the latest label by
+        ``silence_factor`` times the longest gap between labels (at least
+        ``silence_min_seconds``): labels stopped while predictions go on (docs/arrival.md).
+        Event time only, so the worker and replay agree."""
+        last = self.last_label
+        if last is None or self.silent or self.count < 2:
+            return None
+        factor, least = self._silence
+        window = max(factor * self.longest_gap, least)
+        quiet = self.clock - last[1]
+        if quiet <= window:
+            return None
+        self.silent = True
+        stream = StreamId(self._model, StreamKind.ARRIVAL, LABELS_STREAM)
+        return Alert(
+            alert_id=alert_id(stream, 0, LABEL_SILENCE, self.count),
+            stream=stream,
+            detector={
+                "type": LABEL_SILENCE,
+                "params": {"silence_factor": factor, "silence_min_seconds": least / 1000},
+            },
+            event_id=last[0],
+            event_ts=last[1],
+            detected_at=now_ms,
+            events_seen=self.count,
+            change=Change(self.longest_gap / 1000, quiet / 1000, None, None, "down", None),
+            severity=Severity.CRITICAL,
+        )
+
     def _joined(self, id_: str, ts: int, reduced: tuple[float, bool | None], delay: int) -> Joined:
         delay = max(delay, 0)
         self._observer.joined(self._model, delay)
         return Joined(id_, ts, reduced[0], reduced[1], delay)
 
     def to_state(self) -> list[Any]:
+        last = None if self.last_label is None else list(self.last_label)
         return [
+            [self.count, last, self.longest_gap, self.silent],
             self.clock,
             [[i, v, ts] for i, (v, ts) in self.predictions.items()],
             [[i, y, ts, src] for i, (y, ts, src) in self.labels.items()],
@@ -271,7 +339,14 @@ class LabelJoin:
     def restore(self, values: object, where: str) -> None:
         """Continue from :meth:`to_state` output, every field checked (a snapshot is input);
         at most the configured bounds are kept (the newest, when they were lowered)."""
-        clock, predictions, labels = state.fields(values, 3, f"{where}: labels")
+        watch, clock, predictions, labels = state.fields(values, 4, f"{where}: labels")
+        count, last, gap, silent = state.fields(watch, 4, f"{where}: label silence")
+        self.count = state.count(count, where, "labels count")
+        self.longest_gap = state.count(gap, where, "labels longest gap")
+        self.silent = state.flag(silent, where, "labels silent")
+        if last is not None:
+            lid, lts = state.fields(last, 2, f"{where}: latest label")
+            self.last_label = (_id(lid, where), _ts(lts, where))
         self.clock = state.count(clock, where, "labels clock")
         if type(predictions) is not list or type(labels) is not list:
             raise StateError(f"{where}: pending predictions and labels must be lists")

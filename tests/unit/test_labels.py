@@ -218,11 +218,19 @@ def test_pending_state_restores_exactly_and_is_validated() -> None:
     assert restored.restore(e.snapshot()).rejected == ()
     assert restored.snapshot() == e.snapshot()
     assert restored.process(prediction("a", 1.0), NOW).updates > 0
-    for bad in ([NOW, [["b", "x", -1]], []], [NOW, [], [["a", [], NOW, 3]]], [NOW, [], 5]):
+    watch = [1, ["a", NOW], 0, False]
+    bads = (
+        [watch, NOW, [["b", "x", -1]], []],
+        [watch, NOW, [], [["a", [], NOW, 3]]],
+        [watch, NOW, [], 5],
+        [[1, ["a", -5], 0, False], NOW, [], []],
+        [[1, None, 0, "no"], NOW, [], []],
+    )
+    for bad in bads:
         body = orjson.loads(e.snapshot())
         body["models"]["m"][5] = bad
         (rejected,) = engine().restore(orjson.dumps(body)).rejected
-        assert "pending" in rejected.reason or "labels" in rejected.reason
+        assert "label" in rejected.reason or "pending" in rejected.reason, rejected.reason
 
 
 def test_a_restore_keeps_at_most_the_configured_bound() -> None:
@@ -233,13 +241,14 @@ def test_a_restore_keeps_at_most_the_configured_bound() -> None:
     smaller.restore(e.snapshot())
     join = LabelJoin("m", LabelSettings(), NoObserver())
     join.restore(orjson.loads(smaller.snapshot())["models"]["m"][5], "m")
+    assert join.count == 5
     assert list(join.labels) == ["3", "4"]
 
 
 def test_a_bad_labels_state_raises_state_error() -> None:
     join = LabelJoin("m", LabelSettings(), NoObserver())
     with pytest.raises(StateError):
-        join.restore([0, [], [["", 1, 0, 0]]], "m")
+        join.restore([[0, None, 0, False], 0, [], [["", 1, 0, 0]]], "m")
 
 
 def test_joined_outcomes_detect_an_accuracy_drop() -> None:
@@ -325,3 +334,25 @@ def test_the_outcome_schema_accepts_exactly_the_labels_decode_accepts(
 ) -> None:
     decoded = decode(orjson.dumps(event), kind=EventKind.OUTCOME, received_ms=0, limits=LIMITS)
     assert SCHEMAS[EventKind.OUTCOME].is_valid(event) == bool(decoded.events), decoded
+
+
+def test_labels_that_stop_while_predictions_go_on_raise_one_arrival_alert() -> None:
+    e = engine(silence_factor=10, silence_min_seconds=60, models="*")
+    minute = 60_000
+    for i in range(50):  # a label every second, 2 s after its prediction
+        e.process(prediction(str(i), 1.0, NOW + i * 1000), NOW)
+        if i >= 2:
+            e.process(label(str(i - 2), 1, NOW + i * 1000), NOW)
+    alerts: list[Alert] = []
+    for i in range(50, 50 + 2 * 60):  # predictions only, two more minutes
+        alerts += e.process(prediction(str(i), 1.0, NOW + i * 1000), NOW + i).alerts
+    (alert,) = alerts
+    assert (alert.stream.kind, alert.stream.name) == (StreamKind.ARRIVAL, "labels")
+    assert alert.event_id == "47" and alert.event_ts == NOW + 49_000
+    assert alert.change.mean_after is not None and alert.change.mean_after > minute / 1000
+    e.process(label("48", 1, NOW + 200_000), NOW)  # labels again: watched afresh
+    quiet = e.process(prediction("x", 1.0, NOW + 200_000 + minute), NOW).alerts
+    assert quiet == []
+    later = e.process(prediction("y", 1.0, NOW + 200_000 + 2 * 30 * minute), NOW).alerts
+    assert [a.stream.name for a in later] == ["labels"]
+    assert later[0].alert_id != alert.alert_id
