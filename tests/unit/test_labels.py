@@ -3,9 +3,12 @@ a time to live, bounded per model, and restore exactly."""
 
 from __future__ import annotations
 
+import json
 import random
+from importlib import resources
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -356,3 +359,7 @@ def test_labels_that_stop_while_predictions_go_on_raise_one_arrival_alert() -> N
     later = e.process(prediction("y", 1.0, NOW + 200_000 + 2 * 30 * minute), NOW).alerts
     assert [a.stream.name for a in later] == ["labels"]
     assert later[0].alert_id != alert.alert_id
+    schema = json.loads(
+        resources.files("streamproc").joinpath("schemas/alert.schema.json").read_text()
+    )
+    jsonschema.validate(orjson.loads(alert.to_json()), schema)
