@@ -62,6 +62,7 @@ kafka-down: $(STAMP)
 
 bench-quality: $(STAMP)
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality_labels.py
 
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput

@@ -86,8 +86,12 @@ class StreamprocApp:
     ) -> None:
         """``partitions`` (the source topics' count) turns on the partitioning rule."""
         self.settings = settings
-        self.engine = engine or Engine(settings.engine, settings.limits, arrival=settings.arrival)
-        self.pipeline = Pipeline(self.engine, settings.limits, partitions)
+        self.engine = engine or Engine(
+            settings.engine, settings.limits, arrival=settings.arrival, labels=settings.labels
+        )
+        self.pipeline = Pipeline(
+            self.engine, settings.limits, partitions, outcome_topic=settings.topics.outcomes
+        )
         self.recovery = Recovery(settings)
         self.clock = clock
         self.hooks = hooks or Hooks()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ SCHEDULE: tuple[Drift, ...] = (
     Drift(20.0, "fraud-v3", "feature 'amount' mean shifts up by 2 standard deviations"),
     Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
     Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
+    Drift(40.0, "credit-v1", "accuracy drops from 92% to 60%; its labels come 5 s late"),
     Drift(50.0, "search-v1", "stops sending (a silence alert once its silence window passes)"),
     Drift(60.0, "reco-v2", "sends half as many events (a rate alert within a few buckets)"),
     Drift(90.0, "search-v1", "sends again (a recovered alert)"),
@@ -53,17 +55,22 @@ class DemoEvent:
     body: dict[str, Any]
 
 
-def scenario(rate: float, seed: int = 7, start_ms: int = 0) -> Iterator[DemoEvent]:
+def scenario(
+    rate: float, seed: int = 7, start_ms: int = 0, *, labelled: bool = True
+) -> Iterator[DemoEvent]:
     """Endless demo events at ``rate`` feature events per second (outcomes on top, ~1 in 2),
     merged in time with the arrival models' feature events (``rate / 10`` each, on top).
 
     ``start_ms`` is the event time of the first event; each event's ``ts`` is
     ``start_ms`` plus its offset, so a file written from the scenario carries
-    realistic event times.
+    realistic event times. ``labelled`` adds credit-v1, whose labels come late: its joins
+    depend on the two topics being consumed within its label delay of each other
+    (docs/events.md, Labels), which tests that interleave them freely do not do.
     """
     drifts = _drift_models(rate, seed, start_ms)
     arrivals = (_arrival_model(m, rate / 10, seed, start_ms) for m in ARRIVAL_MODELS)
-    return heapq.merge(drifts, *arrivals, key=lambda e: e.at_seconds)
+    labels = [_labelled_model(rate / 5, seed, start_ms)] if labelled else []
+    return heapq.merge(drifts, *arrivals, *labels, key=lambda e: e.at_seconds)
 
 
 def _drift_models(rate: float, seed: int, start_ms: int) -> Iterator[DemoEvent]:
@@ -100,6 +107,36 @@ def _arrival_model(model: str, rate: float, seed: int, start_ms: int) -> Iterato
             n += 1
         slower = model == "reco-v2" and t >= HALVED_AT
         t += (2.0 if slower else 1.0) / rate
+
+
+LABELLED = "credit-v1"
+LABEL_DELAY = 5.0
+"""Seconds between a credit-v1 prediction and its label (docs/events.md, Labels)."""
+
+
+def _labelled_model(rate: float, seed: int, start_ms: int) -> Iterator[DemoEvent]:
+    """credit-v1: feature events with a class prediction, and labels (``id`` and ``y_true``
+    only) ``LABEL_DELAY`` seconds later, as from a separate system; its accuracy drops."""
+    rng = random.Random(f"{seed}/{LABELLED}")
+    due: deque[tuple[float, dict[str, Any]]] = deque()
+    n = 0
+    while True:
+        t = n / rate
+        while due and due[0][0] <= t:
+            at, label = due.popleft()
+            yield DemoEvent(at, EventKind.OUTCOME, LABELLED, label)
+        event_id = f"{LABELLED}-{n}"
+        truth = "default" if rng.random() < 0.2 else "repaid"
+        right = rng.random() < (0.60 if _after(LABELLED, t) else 0.92)
+        predicted = truth if right else ("repaid" if truth == "default" else "default")
+        ts = start_ms + round(t * 1000)
+        features = {"income": round(rng.lognormvariate(10.5, 0.4)), "loans": rng.randint(0, 5)}
+        body = {"model": LABELLED, "id": event_id, "ts": ts, "features": features}
+        yield DemoEvent(t, EventKind.FEATURE, LABELLED, {**body, "prediction": predicted})
+        label_at = t + LABEL_DELAY
+        label_ts = start_ms + round(label_at * 1000)
+        due.append((label_at, {"model": LABELLED, "id": event_id, "ts": label_ts, "y_true": truth}))
+        n += 1
 
 
 def _after(model: str, t: float) -> bool:

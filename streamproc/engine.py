@@ -19,8 +19,10 @@ from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
-from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
+from streamproc.events import Event, FeatureEvent, LabelEvent, OutcomeEvent, Reason, Rejection
+from streamproc.labels import DeadLabel, Joined, LabelJoin, LabelObserver, NoObserver
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamPolicy
+from streamproc.settings.labels import LabelSettings
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
 SNAPSHOT_VERSION = 2
@@ -41,6 +43,9 @@ class Processed:
     """Set when the engine refused the event (e.g. too many streams for its model)."""
     updates: int = 0
     """Detector updates it caused (for throughput metrics)."""
+    dead_labels: tuple[DeadLabel, ...] = ()
+    """Labels that left the label join without a prediction as this event advanced its
+    model's clock (expired), or that its prediction could not be compared with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +78,11 @@ class Restored:
     them afresh, as if they were new."""
 
 
-MODEL_FIELDS = ("features", "prediction", "errors", "correctness", "arrival")
-"""The keys of a model in a snapshot; ``arrival`` is null when arrival monitoring is off."""
+_NOTHING = Processed()
+"""An event that changed no stream (shared: it is never mutated)."""
+MODEL_FIELDS = ("features", "prediction", "errors", "correctness", "arrival", "labels")
+"""The keys of a model in a snapshot; ``arrival`` is null when arrival monitoring is off,
+``labels`` when the model joins no labels."""
 FEATURE_FIELDS = ("value", "missing", "categories")
 """The keys of a feature in a snapshot; ``value`` is null for a feature never numeric."""
 _ERROR_STREAMS = frozenset({"error", "loss"})
@@ -100,7 +108,7 @@ class _Feature:
 
 
 class _Model:
-    __slots__ = ("arrival", "correctness", "errors", "features", "prediction", "seen")
+    __slots__ = ("arrival", "correctness", "errors", "features", "labels", "prediction", "seen")
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
@@ -108,6 +116,8 @@ class _Model:
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
         self.arrival: ModelArrival | None = None
+        self.labels: LabelJoin | None = None
+        """The label join, from the model's first label on (labels.py)."""
         self.seen: int | None = None
         """Clock time of its last event (event time in replay); None after a restore until
         the next event or idle check, which count from then (not persisted)."""
@@ -123,6 +133,9 @@ class Engine:
         detector_factory: DetectorFactory = default_factory,
         arrival: ArrivalSettings | None = None,
         arrival_clock: ArrivalClock = "processing",
+        *,
+        labels: LabelSettings | None = None,
+        label_observer: LabelObserver | None = None,
     ) -> None:
         """``arrival`` turns on arrival monitoring (silence, rate, freshness, future
         timestamps; docs/arrival.md) when enabled in it; ``arrival_clock`` says whether
@@ -137,10 +150,15 @@ class Engine:
         if arrival is not None and arrival.enabled:
             self._arrival = ArrivalMonitor(arrival, arrival_clock)
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
+        self._labels = labels or LabelSettings()
+        self._label_observer = label_observer or NoObserver()
 
-    def process(self, event: Event, now_ms: int, arrived_ms: int | None = None) -> Processed:
+    def process(
+        self, event: Event, now_ms: int, arrived_ms: int | None = None, source: int = -1
+    ) -> Processed:
         """Feed one event; ``now_ms`` is the processing time stamped on alerts, ``arrived_ms``
-        when the event reached Kafka (for freshness; default ``now_ms``).
+        when the event reached Kafka (for freshness; default ``now_ms``), ``source`` where a
+        label came from (record offset or line: kept for its dead letter if it expires).
 
         A feature whose mean moves from about 43 to about 53 after 1,000 events:
 
@@ -164,9 +182,15 @@ class Engine:
             if len(self._models) >= self._limits.max_models:
                 return Processed(rejection=self._too_many_models(event))
             model = self._models[event.model] = _Model()
+            if self._labels.models and self._labels.joins_from_start(event.model):
+                model.labels = LabelJoin(event.model, self._labels, self._label_observer)
         model.seen = event.ts if self._event_time else now_ms
+        if isinstance(event, LabelEvent):
+            return self._label(model, event, now_ms, source)
         if isinstance(event, FeatureEvent):
             result = self._features(model, event, now_ms)
+            if model.labels is not None and result.rejection is None:
+                result = self._predicted(model, event, now_ms, result)
             if arrival is not None and result.rejection is None:
                 return self._arrived(arrival, model, event, now_ms, arrived_ms, result)
             return result
@@ -318,6 +342,48 @@ class Engine:
             updates += correctness.updates_per_value
         return Processed(alerts, None, updates)
 
+    def _label(self, model: _Model, event: LabelEvent, now_ms: int, source: int) -> Processed:
+        join = model.labels
+        if join is None:
+            join = model.labels = LabelJoin(event.model, self._labels, self._label_observer)
+        dead = join.advance(event.ts)
+        joined = join.label(event, source)
+        if isinstance(joined, Rejection):
+            return Processed(rejection=joined, dead_labels=dead)
+        if joined is None:
+            return Processed(dead_labels=dead) if dead else _NOTHING
+        alerts, updates = self._joined(model, event.model, joined, now_ms)
+        return Processed(alerts, None, updates, dead)
+
+    def _predicted(
+        self, model: _Model, event: FeatureEvent, now_ms: int, result: Processed
+    ) -> Processed:
+        """A feature event of a model that receives labels: its prediction joins or waits."""
+        join = model.labels
+        assert join is not None
+        dead = join.advance(event.ts)
+        stopped = join.stopped(now_ms)
+        if stopped is not None:
+            result = Processed([*result.alerts, stopped], None, result.updates)
+        prediction = event.prediction
+        if event.id is None or prediction is None:
+            return Processed(result.alerts, None, result.updates, dead) if dead else result
+        joined = join.prediction(event.id, prediction, event.ts)
+        if isinstance(joined, DeadLabel):
+            dead = (*dead, joined)
+        elif joined is not None:
+            alerts, updates = self._joined(model, event.model, joined, now_ms)
+            return Processed(result.alerts + alerts, None, result.updates + updates, dead)
+        return Processed(result.alerts, None, result.updates, dead) if dead else result
+
+    def _joined(
+        self, model: _Model, name: str, joined: Joined, now_ms: int
+    ) -> tuple[list[Alert], int]:
+        """A joined pair feeds the streams an outcome with ``y_true`` and ``y_pred`` would."""
+        outcome = OutcomeEvent(name, joined.ts, joined.error, "error", joined.correct, joined.id)
+        result = self._outcome(model, outcome, now_ms)
+        return result.alerts, result.updates
+
     @property
     def models(self) -> list[str]:
         return list(self._models)
@@ -391,7 +457,7 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        features, prediction, errors, correctness, arrival = state.named(
+        features, prediction, errors, correctness, arrival, labels = state.named(
             encoded, MODEL_FIELDS, where
         )
         if type(features) is not dict or type(errors) is not dict:
@@ -411,6 +477,10 @@ class Engine:
             )
         if arrival is not None and self._arrival is not None:
             model.arrival = self._arrival.restore(name, arrival)
+        if labels is not None or (self._labels.models and self._labels.joins_from_start(name)):
+            model.labels = LabelJoin(name, self._labels, self._label_observer)
+        if labels is not None and model.labels is not None:
+            model.labels.restore(labels, where)
         return model
 
     def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
@@ -448,4 +518,5 @@ def _encode_model(model: _Model) -> dict[str, Any]:
         "errors": {name: stream.to_state() for name, stream in model.errors.items()},
         "correctness": None if model.correctness is None else model.correctness.to_state(),
         "arrival": None if model.arrival is None else model.arrival.to_state(),
+        "labels": None if model.labels is None else model.labels.to_state(),
     }

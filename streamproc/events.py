@@ -83,6 +83,9 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     """Processing the message or event raised an exception (a bug, a detector that throws):
     not the producer's fault; the model's state was reset (docs/dead-letters.md)."""
+    LABEL_EXPIRED = "label_expired"
+    """A label waited ``labels.ttl_seconds`` of event time and no prediction with its id came
+    (dead-lettered when it expires, as a synthesized message: docs/dead-letters.md)."""
 
 
 Feature = float | str | None
@@ -131,7 +134,25 @@ class OutcomeEvent:
     """False when ``ts`` is the receive time because the event carried none."""
 
 
-Event = FeatureEvent | OutcomeEvent
+@dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """Ground truth without the prediction (``id`` and ``y_true`` only): joined with the
+    prediction of the feature event of the same model and id (docs/events.md, "Labels")."""
+
+    kind: ClassVar[EventKind] = EventKind.OUTCOME
+    model: str
+    """Model id; also the Kafka message key."""
+    ts: int
+    """Event time in epoch milliseconds (the receive time when the producer sent none)."""
+    id: str
+    """The prediction's id: what the label is joined on."""
+    y_true: str | int | bool | float
+    """The truth: a class (string, integer or boolean) or a number (a float)."""
+    ts_given: bool = True
+    """False when ``ts`` is the receive time because the event carried none."""
+
+
+Event = FeatureEvent | OutcomeEvent | LabelEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +323,8 @@ def _event(
             if type(prediction) is str:
                 _category(prediction, "prediction", limits)
             return FeatureEvent(model, features, ts, id_, prediction, ts_given)
+        if _is_label(item):
+            return _label(item, model, ts, id_, limits)
         error, error_name, correct = _outcome(item)
         return OutcomeEvent(model, ts, error, error_name, correct, id_, ts_given)
     except _Reject as exc:
@@ -470,6 +493,34 @@ def _outcome(item: dict[str, Any]) -> tuple[float, str, bool | None]:
     raise _Reject(
         Reason.MISSING_FIELD, "y_true and y_pred, error, loss or correct: at least one is required"
     )
+
+
+_MEASURES = ("y_pred", "error", "loss", "correct")
+
+
+def _is_label(item: dict[str, Any]) -> bool:
+    """``id`` and ``y_true`` with none of the measures: the prediction is to be joined
+    (labels.py). Without an ``id`` it is an outcome missing ``y_pred``, as before labels."""
+    if item.get("y_true") is None or item.get("id") is None:
+        return False
+    return all(item.get(name) is None for name in _MEASURES)
+
+
+def _label(
+    item: dict[str, Any], model: str, ts: int, id_: str | None, limits: Limits
+) -> LabelEvent:
+    """A label waits in the model's state, so its truth is bounded like a category."""
+    if not id_:
+        raise _Reject(Reason.INVALID_VALUE, "id: a label's id must not be empty")
+    y_true = item["y_true"]
+    if type(y_true) not in _LABEL_TYPES:
+        got = _json_type(y_true)
+        raise _Reject(Reason.WRONG_TYPE, f"y_true: expected a string, number or boolean, got {got}")
+    if type(y_true) is float and not -LABEL_FLOAT_LIMIT < y_true < LABEL_FLOAT_LIMIT:
+        raise _Reject(Reason.OUT_OF_RANGE, f"y_true: {y_true:.17g} is beyond 64-bit integers")
+    if type(y_true) is str:
+        _category(y_true, "y_true", limits)
+    return LabelEvent(model, ts, id_, y_true, item.get("ts") is not None)
 
 
 def _number(value: object, where: str) -> float | None:

@@ -26,6 +26,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from streamproc import __version__
+from streamproc.labels import LABEL_DELAY_BUCKETS, LabelTally
 from streamproc.settings import Settings
 
 OTHER_MODEL = "__other__"
@@ -145,6 +146,12 @@ class BatchHistogram(Collector):
         counts = [0] * len(self._upper)
         counts[bisect_left(self._upper, value)] = count
         self._merge(counts, value * count)
+
+    def observe_binned(self, counts: list[int], total: float) -> None:
+        """Merge values already binned by these buckets (one count per bound, then +Inf)."""
+        if len(counts) != len(self._upper):
+            raise ValueError(f"expected {len(self._upper)} bucket counts, got {len(counts)}")
+        self._merge(counts, total)
 
     def _merge(self, counts: list[int], total: float) -> None:
         with self._lock:
@@ -320,6 +327,44 @@ class Metrics:
         self._ready = Gauge(
             "streamproc_ready", "1 when the worker is ready (see /readyz), else 0.", registry=r
         )
+        self._register_labels(r)
+
+    def _register_labels(self, r: CollectorRegistry) -> None:
+        """The label join's counts (docs/events.md, "Labels")."""
+        self._label_joins = Counter(
+            "streamproc_label_joins", "Labels joined with their prediction.", ["model"], registry=r
+        )
+        self._label_expired = Counter(
+            "streamproc_label_expired",
+            "Predictions (side=prediction) and labels (side=label, also dead-lettered) that "
+            "waited labels.ttl_seconds unjoined.",
+            ["model", "side"],
+            registry=r,
+        )
+        self._label_dropped = Counter(
+            "streamproc_label_dropped",
+            "Pending predictions and labels dropped to keep labels.max_pending_* (oldest "
+            "first), and duplicate labels.",
+            ["model", "side"],
+            registry=r,
+        )
+        self._label_delay = BatchHistogram(
+            "streamproc_label_delay_seconds",
+            "Prediction ts to label ts, per joined label.",
+            LABEL_DELAY_BUCKETS,
+            r,
+        )
+
+    def labels_counted(self, tally: LabelTally) -> None:
+        """Add a drained :class:`~streamproc.labels.LabelTally` (from the gauge timer)."""
+        for model, n in tally.joins.items():
+            self._label_joins.labels(self.model_label(model)).inc(n)
+        for (model, side), n in tally.expiries.items():
+            self._label_expired.labels(self.model_label(model), side).inc(n)
+        for (model, side), n in tally.drops.items():
+            self._label_dropped.labels(self.model_label(model), side).inc(n)
+        if any(tally.delay_counts):
+            self._label_delay.observe_binned(tally.delay_counts, tally.delay_sum)
 
     def model_label(self, model: str) -> str:
         """``model`` itself for the first ``max_models`` models seen, else ``__other__``."""

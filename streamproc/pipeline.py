@@ -13,11 +13,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from streamproc.alerts import Alert
 from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import Decoded, Event, EventKind, Rejection, decode, internal_rejection
+from streamproc.labels import DeadLabel
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
 
@@ -115,9 +118,18 @@ class Pipeline:
     batches is always consistent with its offsets.
     """
 
-    def __init__(self, engine: Engine, limits: Limits, partitions: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: Limits,
+        partitions: int | None = None,
+        outcome_topic: str | None = None,
+    ) -> None:
         """``partitions``, the source topics' partition count, turns on the partitioning
-        rule (:mod:`streamproc.partitioning`); without it every partition is accepted."""
+        rule (:mod:`streamproc.partitioning`); without it every partition is accepted.
+        ``outcome_topic`` names the source of an expired label's dead letter (default: the
+        topic of the record whose event expired it)."""
+        self._outcome_topic = outcome_topic
         self.engine = engine
         self._limits = limits
         self.rule = None if partitions is None else PartitionRule(partitions)
@@ -350,7 +362,9 @@ class Pipeline:
             captured = self._skip_model.get(model)
             if captured is not None and record.offset < captured[index]:
                 return None
-        result = self.engine.process(event, now_ms, record.timestamp_ms)
+        result = self.engine.process(event, now_ms, record.timestamp_ms, record.offset)
+        if result.dead_labels:
+            out.dead_letters += [self._dead_label(record, d) for d in result.dead_labels]
         if result.rejection is not None:
             return result.rejection
         if self.partition_of.get(model) != record.partition:
@@ -365,6 +379,22 @@ class Pipeline:
         if event.ts_given:
             out.latencies_ms.append(now_ms - event.ts)
         return None
+
+    def _dead_label(self, record: Record, dead: DeadLabel) -> DeadLetter:
+        """A label that left the join unjoined, found after its own record was handled: its
+        letter carries the label re-encoded (model, id, y_true, ts) and its record's offset
+        (docs/dead-letters.md)."""
+        source = Record(
+            self._outcome_topic or record.topic,
+            record.partition,
+            dead.source,
+            dead.ts,
+            record.key,
+            None,
+            EventKind.OUTCOME,
+        )
+        rejection = Rejection(dead.reason, dead.message, model=dead.model)
+        return DeadLetter(source, rejection, orjson.dumps(dead.payload()), dead.model.encode())
 
 
 def _value(record: Record) -> bytes:

@@ -86,11 +86,14 @@ def replay(
             for alert in ticks.advance(event):
                 _alert(summary, alert, on_alert)
             try:
-                result = engine.process(event, now)
+                result = engine.process(event, now, source=number)
             except Exception as exc:  # as in the worker: the event is refused, its model reset
                 engine.forget([event.model])
                 _reject(summary, number, internal_rejection(exc, event.model), on_rejection)
                 continue
+            for dead in result.dead_labels:  # reported at the label's own line
+                rejection = Rejection(dead.reason, dead.message, model=dead.model)
+                _reject(summary, dead.source, rejection, on_rejection)
             if result.rejection is not None:
                 _reject(summary, number, result.rejection, on_rejection)
                 continue

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 VERSION = 1
-_MODEL = ("features", "prediction", "errors", "correctness", "arrival")
+_MODEL = ("features", "prediction", "errors", "correctness", "arrival", "labels")
 _FEATURE = ("value", "missing", "categories")
 _STREAM = (
     "n",
@@ -50,6 +50,7 @@ def upgrade_model(record: Any) -> Any:
                 _mapping(errors, _stream),
                 _stream(correctness),
                 _arrival(arrival[0]) if arrival else None,
+                None,
             ),
             strict=True,
         )

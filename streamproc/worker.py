@@ -25,6 +25,7 @@ from streamproc.engine import Engine
 from streamproc.events import Reason
 from streamproc.health import Health, HealthServer
 from streamproc.kafka_errors import TRANSLATED, translate
+from streamproc.labels import LabelTally
 from streamproc.logs import RejectionLog, TokenBucket
 from streamproc.metrics import Metrics
 from streamproc.partitioning import FIX, Misrouted
@@ -59,6 +60,15 @@ class WorkerRuntime:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = Metrics.from_settings(settings, self.registry)
+        self.label_tally = LabelTally()
+        if engine is None:
+            engine = Engine(
+                settings.engine,
+                settings.limits,
+                arrival=settings.arrival,
+                labels=settings.labels,
+                label_observer=self.label_tally,
+            )
         self.health = Health(metrics=self.metrics)
         self.rejections = RejectionLog()
         self.misrouted = Misrouted()
@@ -184,6 +194,7 @@ class WorkerRuntime:
     async def _gauges(self) -> None:
         """Every few seconds: consumer lag, streams tracked, per-stream state, log summaries."""
         self.rejections.flush()
+        self.metrics.labels_counted(self.label_tally.drain())
         if self._failures_held:
             log.error("internal errors: %d more log lines suppressed", self._failures_held)
             self._failures_held = 0

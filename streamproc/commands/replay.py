@@ -67,7 +67,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     # No processing time in a file: arrival monitoring runs on event time (docs/arrival.md).
     engine = Engine(
-        settings.engine, settings.limits, arrival=settings.arrival, arrival_clock="event"
+        settings.engine,
+        settings.limits,
+        arrival=settings.arrival,
+        arrival_clock="event",
+        labels=settings.labels,
     )
     tick_ms = (
         max(1, round(settings.arrival.tick_seconds * 1000)) if settings.arrival.enabled else None

@@ -61,6 +61,7 @@ from streamproc.settings.arrival import (
     SilenceSettings,
 )
 from streamproc.settings.frozen import Frozen
+from streamproc.settings.labels import LabelSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -382,6 +383,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     arrival: ArrivalSettings = Field(default_factory=ArrivalSettings)
+    labels: LabelSettings = Field(default_factory=LabelSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -21,6 +21,7 @@ from streamproc.events import (
     Event,
     EventKind,
     FeatureEvent,
+    LabelEvent,
     OutcomeEvent,
     Reason,
     Rejection,
@@ -590,6 +591,10 @@ def _check_event(event: Event) -> None:
         values = [*event.features.values(), event.prediction]
         assert all(type(v) in (str, type(None)) or math.isfinite(v) for v in values)
         assert all(type(v) in (float, str, type(None)) for v in values)
+    elif isinstance(event, LabelEvent):
+        assert event.id
+        assert type(event.y_true) in (str, int, bool, float)
+        assert type(event.y_true) is not float or math.isfinite(event.y_true)
     else:
         assert type(event.error) is float
         assert math.isfinite(event.error)
