@@ -17,15 +17,13 @@ from typing import Any
 from streamproc import state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
+from streamproc.categories.stream import CategoryStream
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind, StreamPolicy
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
 SNAPSHOT_VERSION = 1
-MAX_CATEGORIES = 64
-"""Distinct string values counted per feature; the rest are counted as ``__other__``."""
-OTHER_CATEGORY = "__other__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +75,30 @@ _ERROR_STREAMS = frozenset({"error", "loss"})
 class _Feature:
     """The streams of one feature of one model."""
 
-    __slots__ = ("categories", "missing", "value")
+    __slots__ = ("category", "missing", "value")
 
     def __init__(self, missing: Stream) -> None:
         self.missing = missing
         self.value: Stream | None = None
-        self.categories: dict[str, int] = {}
-
-    def count_category(self, value: str) -> None:
-        cats = self.categories
-        if value in cats or len(cats) < MAX_CATEGORIES:
-            cats[value] = cats.get(value, 0) + 1
-        else:
-            cats[OTHER_CATEGORY] = cats.get(OTHER_CATEGORY, 0) + 1
+        self.category: CategoryStream | None = None
+        """Its category stream, from its first string value (engine.categories)."""
 
 
 class _Model:
-    __slots__ = ("arrival", "correctness", "errors", "features", "prediction", "seen")
+    __slots__ = (
+        "arrival",
+        "correctness",
+        "errors",
+        "features",
+        "prediction",
+        "prediction_category",
+        "seen",
+    )
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
         self.prediction: Stream | None = None
+        self.prediction_category: CategoryStream | None = None
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
         self.arrival: ModelArrival | None = None
@@ -130,6 +131,7 @@ class Engine:
         if arrival is not None and arrival.enabled:
             self._arrival = ArrivalMonitor(arrival, arrival_clock)
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
+        self._categories = settings.categories.enabled
 
     def process(self, event: Event, now_ms: int, arrived_ms: int | None = None) -> Processed:
         """Feed one event; ``now_ms`` is the processing time stamped on alerts, ``arrived_ms``
@@ -251,8 +253,12 @@ class Engine:
                         stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
                     alerts += stream.update(value, eid, ts, now_ms)
                     updates += stream.updates_per_value
-                else:
-                    feature.count_category(value)
+                elif self._categories:
+                    cats = feature.category
+                    if cats is None:
+                        cats = feature.category = self._category(event.model, name)
+                    alerts += cats.update(value, eid, ts, now_ms)
+                    updates += 1
             updates += missing.updates_per_value
         if len(known) > len(values):
             for name, feature in known.items():
@@ -268,7 +274,16 @@ class Engine:
                 )
             alerts += stream.update(prediction, eid, ts, now_ms)
             updates += stream.updates_per_value
+        elif prediction is not None and self._categories:
+            cats = model.prediction_category
+            if cats is None:
+                cats = model.prediction_category = self._category(event.model, "prediction")
+            alerts += cats.update(prediction, eid, ts, now_ms)
+            updates += 1
         return Processed(alerts, None, updates)
+
+    def _category(self, model: str, name: str) -> CategoryStream:
+        return CategoryStream(StreamId(model, StreamKind.CATEGORY, name), self._settings.categories)
 
     def _too_many(self, event: FeatureEvent, known: int, new: int) -> Rejection:
         limit = self._limits.max_streams_per_model
@@ -309,7 +324,7 @@ class Engine:
             counts[stream.id.kind] += 1
         return counts
 
-    def streams(self, models: Iterable[str] | None = None) -> Iterable[Stream]:
+    def streams(self, models: Iterable[str] | None = None) -> Iterable[Stream | CategoryStream]:
         for name in self._models if models is None else models:
             model = self._models.get(name)
             if model is None:
@@ -318,8 +333,12 @@ class Engine:
                 yield feature.missing
                 if feature.value is not None:
                     yield feature.value
+                if feature.category is not None:
+                    yield feature.category
             if model.prediction is not None:
                 yield model.prediction
+            if model.prediction_category is not None:
+                yield model.prediction_category
             yield from model.errors.values()
             if model.correctness is not None:
                 yield model.correctness
@@ -368,13 +387,16 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        # A fifth item is arrival state; snapshots from before it restore without it.
-        if type(encoded) is not list or len(encoded) not in (4, 5):
-            raise StateError(f"{where}: expected a list of 4 or 5 items")
+        model = _Model()
+        # A fifth item is arrival state; snapshots from before it restore without it. A
+        # sixth is the prediction's category stream.
+        if type(encoded) is not list or len(encoded) not in (4, 5, 6):
+            raise StateError(f"{where}: expected a list of 4 to 6 items")
         features, prediction, errors, correctness, *arrival = encoded
+        if len(arrival) == 2 and arrival[1] is not None:
+            model.prediction_category = self._restored_category(name, "prediction", arrival[1])
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
-        model = _Model()
         for fname, encoded_feature in features.items():
             model.features[fname] = self._decode_feature(name, fname, encoded_feature)
         if prediction is not None:
@@ -393,18 +415,22 @@ class Engine:
 
     def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
         where = f"model {model!r}, feature {name[:40]!r}"
-        value, missing, categories = state.fields(encoded, 3, where)
+        value, missing, category = state.fields(encoded, 3, where)
         feature = _Feature(self._restored(model, StreamKind.MISSING_RATE, name, missing))
         if value is not None:
             feature.value = self._restored(model, StreamKind.VALUE, name, value)
-        if type(categories) is not dict or len(categories) > MAX_CATEGORIES + 1:
-            raise StateError(
-                f"{where}: categories must be a mapping of at most {MAX_CATEGORIES + 1}"
-            )
-        feature.categories = {
-            k: state.count(v, where, "category count") for k, v in categories.items()
-        }
+        # Snapshots from before category streams hold plain counts there: start afresh.
+        if category is not None and type(category) is not dict:
+            feature.category = self._restored_category(model, name, category)
         return feature
+
+    def _restored_category(self, model: str, name: str, values: Any) -> CategoryStream | None:
+        """None when category streams are off (the state is dropped, as on a restart)."""
+        if not self._categories:
+            return None
+        stream = self._category(model, name)
+        stream.restore(values)
+        return stream
 
     def _restored(self, model: str, kind: StreamKind, name: str, values: Any) -> Stream:
         stream = self._stream(model, kind, name)
@@ -418,7 +444,7 @@ def _encode_model(model: _Model) -> list[Any]:
             name: [
                 None if f.value is None else f.value.to_state(),
                 f.missing.to_state(),
-                f.categories,
+                None if f.category is None else f.category.to_state(),
             ]
             for name, f in model.features.items()
         },
@@ -426,6 +452,8 @@ def _encode_model(model: _Model) -> list[Any]:
         {name: stream.to_state() for name, stream in model.errors.items()},
         None if model.correctness is None else model.correctness.to_state(),
     ]
-    if model.arrival is not None:
-        encoded.append(model.arrival.to_state())
+    if model.arrival is not None or model.prediction_category is not None:
+        encoded.append(None if model.arrival is None else model.arrival.to_state())
+    if model.prediction_category is not None:
+        encoded.append(model.prediction_category.to_state())
     return encoded

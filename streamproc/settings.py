@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from streamproc.categories.settings import CategorySettings
 from streamproc.config_file import read_yaml
 from streamproc.errors import ConfigError
 
@@ -97,6 +98,8 @@ class StreamKind(StrEnum):
     """A model's feature events per event-time bucket."""
     FRESHNESS = "freshness"
     """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
+    CATEGORY = "category"
+    """The category distribution of a string feature or string prediction (class label)."""
 
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
@@ -225,6 +228,10 @@ class EngineSettings(_Frozen):
     )
     overrides: tuple[Override, ...] = Field(
         default_factory=tuple, description="Applied in order; later matches win."
+    )
+    categories: CategorySettings = Field(
+        default_factory=CategorySettings,
+        description="Category streams of string features and predictions (docs/detectors.md).",
     )
 
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
@@ -603,7 +610,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 
 def _is_scalar(annotation: Any) -> bool:
     text = str(annotation)
-    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults"))
+    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults", "CategorySettings"))
 
 
 def env_names() -> dict[str, tuple[str, str]]:

@@ -50,7 +50,7 @@ def snapshot_doc() -> dict[str, Any]:
 
 GOOD = snapshot_doc()
 # Positions in a model record: [features, prediction, errors, correctness, arrival]; a
-# feature is [value stream, missing stream, categories]; a stream is [n, quiet_until,
+# feature is [value stream, missing stream, category stream]; a stream is [n, quiet_until,
 # warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, detectors].
 VALUE_A = ("m0", 0, "a", 0)
 ARRIVAL = ("m0", 4)
@@ -93,10 +93,11 @@ CORRUPTIONS = [
     ((*VALUE_A, 10, 1, "state", "_sum_increase"), {"f": "nan"}, "_sum_increase: non-finite"),
     ((*VALUE_A, 10, 0), nan_adwin(get((*VALUE_A, 10, 0))), "ADWIN statistics are not finite"),
     (VALUE_A, [1, 2], "expected a list of 11 values"),
-    (("m0", 0, "c", 2, "x"), "3", "category count"),
-    (("m0", 0, "c", 2, "x"), -3, "category count"),
+    (("m0", 0, "c", 2, 2, "x"), "3", "warm-up count"),
+    (("m0", 0, "c", 2, 2, "x"), -3, "warm-up count"),
+    (("m0", 0, "c", 2, 1), 10**6, "exceeds n"),
     (("m0", 2), {**get(("m0", 2)), "bogus": get(("m0", 2, "error"))}, "unknown error stream"),
-    (("m0",), {"features": {}}, "expected a list of 4 or 5 items"),
+    (("m0",), {"features": {}}, "expected a list of 4 to 6 items"),
     ((*ARRIVAL, 1), "17", "arrival state: events"),
     ((*ARRIVAL, 2, 0), "1764", "silence state: last_ms"),
     ((*ARRIVAL, 2, 6), 0, "silence state: silent"),
