@@ -2,12 +2,13 @@
 
 Method (docs/detectors.md, "Category streams"). The first ``warmup`` events build a
 reference: counts of every category (at most ``5 * top_k`` distinct are counted, the rest
-go to ``__other__``); the ``top_k`` most frequent become the tracked slots, everything else
-is ``__other__``. Then each slot runs two CUSUMs on its 0/1 indicator (this event is that
-category or not), tuned to a rise and a fall of its share by ``max(min_change_abs,
-min_change_rel * share)``: the optimal test for a known shift (Page; Lorden), with
-``ARL0 >= exp(threshold)`` per detector. A new category gets a free slot with a reference
-share of nothing (a floor of ``1 / (2 warmup)``), so one arriving at volume trips its rise
+go to ``__other__``); the ``top_k`` most frequent with at least :data:`MIN_TRACKED`
+occurrences become the tracked slots, everything else is ``__other__``. Then each slot
+runs two CUSUMs on its 0/1 indicator (this event is that category or not), tuned to a
+rise and a fall of its share by ``max(min_change_abs, min_change_rel * share)``: the
+optimal test for a known shift (Page; Lorden), with ``ARL0 >= exp(threshold)`` per
+detector. A new category gets a free slot at its second occurrence, with a reference share
+of nothing (a floor of ``1 / (2 warmup)``), so one arriving at volume trips its rise
 CUSUM; with no free slot it counts in ``__other__``, which is watched the same way.
 
 Cost: an event touches only its own category's slot. Between two of its occurrences a
@@ -41,6 +42,10 @@ CANDIDATES = 5
 RECENT_SPAN = 200
 _ALPHA = 2.0 / (RECENT_SPAN + 1)
 _KEEP = 1.0 - _ALPHA
+MIN_TRACKED = 5
+"""Fewest occurrences in the reference for a category to get a slot: singletons (ids sent
+as a feature) would otherwise take the slots, vanish, and leave ``__other__`` seemingly
+growing."""
 MAX_NAMED = 10
 """Most categories an alert names."""
 _NO_ALERTS: tuple[Alert, ...] = ()
@@ -54,12 +59,14 @@ class CategoryStream:
         "_s",
         "dn",
         "id",
+        "known",
         "last",
         "n",
         "names",
         "o_dn",
         "o_up",
         "p0",
+        "pending",
         "recent",
         "ref",
         "ref_n",
@@ -78,6 +85,10 @@ class CategoryStream:
         self.ref_n = 0
         self.warm: dict[str, int] | None = {}
         """Counts while building a reference (None while detecting)."""
+        self.known = 0
+        """Slots taken when the reference was set; those after are new categories."""
+        self.pending: dict[str, None] = {}
+        """Untracked categories seen once lately, oldest first (at most ``top_k``)."""
         self._clear_slots()
 
     def _clear_slots(self) -> None:
@@ -139,13 +150,14 @@ class CategoryStream:
         """End of the reference: the most frequent categories become the tracked slots."""
         other = warm.pop(OTHER, 0)
         ranked = sorted(warm.items(), key=lambda kv: (-kv[1], kv[0]))
-        top = ranked[: self._s.top_k]
-        other += sum(c for _, c in ranked[self._s.top_k :])
+        top = [kv for kv in ranked[: self._s.top_k] if kv[1] >= MIN_TRACKED]
+        other += sum(c for _, c in ranked[len(top) :])
         self._clear_slots()
         self._new_slot(OTHER, other)
         for name, count in top:
             self._new_slot(name, count)
         self.warm = None
+        self.known = len(self.names)
         for s in range(len(self.names)):
             self.recent[s] = self.ref[s] / self.ref_n
             self._tune(s)
@@ -170,9 +182,18 @@ class CategoryStream:
         return s
 
     def _admit(self, value: str) -> int:
-        """A category unseen in the reference: a slot of its own while there is room."""
+        """A category unseen in the reference: a slot of its own while there is room, at its
+        second occurrence among the last ``top_k`` untracked ones (ids sent as a feature
+        never repeat, so they stay in ``__other__`` instead of filling the slots)."""
         if len(self.names) > self._s.top_k:
             return 0
+        pending = self.pending
+        if value not in pending:
+            if len(pending) >= self._s.top_k:
+                del pending[next(iter(pending))]
+            pending[value] = None
+            return 0
+        del pending[value]
         s = self._new_slot(value, 0)
         self._tune(s)
         return s
@@ -189,9 +210,12 @@ class CategoryStream:
         """CUSUM increments of slot ``s`` for the reference share ``p0``."""
         self.p0[s] = p0
         d = max(self._s.min_change_abs, self._s.min_change_rel * p0)
-        p1 = min(p0 + d, (1.0 + p0) / 2)
-        self.o_up[s] = math.log(p1 / p0)
-        self.z_up[s] = math.log((1.0 - p1) / (1.0 - p0))
+        if p0 < 1.0:
+            p1 = min(p0 + d, (1.0 + p0) / 2)
+            self.o_up[s] = math.log(p1 / p0)
+            self.z_up[s] = math.log((1.0 - p1) / (1.0 - p0))
+        else:
+            self.o_up[s] = self.z_up[s] = 0.0
         if p0 >= self._s.min_share and p0 < 1.0:
             q1 = max(p0 - d, p0 / 4)
             self.o_dn[s] = math.log(q1 / p0)
@@ -246,6 +270,7 @@ class CategoryStream:
         )
         self.ref_n = 0
         self.warm = {}
+        self.pending = {}
         self._clear_slots()
         return (alert,)
 
@@ -261,7 +286,8 @@ class CategoryStream:
             if fired or abs(after - before) >= d:
                 scored.append((not fired, -abs(after - before), name, before, after))
         scored.sort()
-        return [_share(name, b, a, self.ref[self.slots[name]]) for _, _, name, b, a in scored][
+        known = self.known
+        return [_share(name, b, a, self.slots[name] >= known) for _, _, name, b, a in scored][
             :MAX_NAMED
         ]
 
@@ -289,7 +315,7 @@ class CategoryStream:
     def to_state(self) -> list[Any]:
         """Plain values from which :meth:`restore` rebuilds the stream exactly."""
         if self.warm is not None:
-            return [self.n, self.ref_n, dict(self.warm), None]
+            return [self.n, self.ref_n, dict(self.warm), None, 0, []]
         slots = [
             [
                 self.names[s],
@@ -302,13 +328,13 @@ class CategoryStream:
             ]
             for s in range(len(self.names))
         ]
-        return [self.n, self.ref_n, None, slots]
+        return [self.n, self.ref_n, None, slots, self.known, list(self.pending)]
 
     def restore(self, values: object) -> None:
         """Continue from :meth:`to_state` output; every field is checked (StateError names
         the first bad one) and the stream is left unchanged on failure."""
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
-        n, ref_n, warm, slots = state.fields(values, 4, where)
+        n, ref_n, warm, slots, known, pending = state.fields(values, 6, where)
         n = state.count(n, where, "n")
         ref_n = state.count(ref_n, where, "ref_n")
         if ref_n > n:
@@ -316,15 +342,29 @@ class CategoryStream:
         if (warm is None) == (slots is None):
             raise StateError(f"{where}: exactly one of warm-up counts and slots must be set")
         if warm is not None:
+            if known != 0 or pending != []:
+                raise StateError(f"{where}: a stream building its reference has no slots")
             self._restore_warm(warm, n, ref_n, where)
             return
         decoded = self._decode_slots(slots, n, ref_n, where)
-        self.n, self.ref_n, self.warm = n, ref_n, None
+        known = state.count(known, where, "known slots")
+        if not 1 <= known <= len(decoded):
+            raise StateError(f"{where}: known slots {known} not in [1, {len(decoded)}]")
+        names = {item[0] for item in decoded}
+        if (
+            type(pending) is not list
+            or len(pending) > self._s.top_k
+            or any(type(p) is not str or p in names for p in pending)
+            or len(set(pending)) != len(pending)
+        ):
+            raise StateError(f"{where}: pending must be at most top_k distinct untracked names")
+        self.n, self.ref_n, self.warm, self.known = n, ref_n, None, known
         self._clear_slots()
         for name, ref, last, up, dn, recent, p0 in decoded:
             s = self._new_slot(name, ref)
             self.last[s], self.up[s], self.dn[s], self.recent[s] = last, up, dn, recent
             self._apply(s, p0)
+        self.pending = dict.fromkeys(pending)
 
     def _restore_warm(self, warm: object, n: int, ref_n: int, where: str) -> None:
         limit = CANDIDATES * self._s.top_k + 1
@@ -333,8 +373,9 @@ class CategoryStream:
         counts = {k: state.count(v, where, "warm-up count") for k, v in warm.items()}
         if sum(counts.values()) != ref_n or ref_n >= self._s.warmup:
             raise StateError(f"{where}: warm-up counts do not add up to ref_n {ref_n}")
-        self.n, self.ref_n, self.warm = n, ref_n, counts
+        self.n, self.ref_n, self.warm, self.known = n, ref_n, counts, 0
         self._clear_slots()
+        self.pending = {}
 
     def _decode_slots(self, slots: object, n: int, ref_n: int, where: str) -> list[Any]:
         limit = self._s.top_k + 1
@@ -361,8 +402,8 @@ class CategoryStream:
         return out
 
 
-def _share(name: str, before: float, after: float, ref_count: int) -> CategoryShare:
-    if ref_count == 0:
+def _share(name: str, before: float, after: float, new: bool) -> CategoryShare:
+    if new:
         how = "new"
     elif after < before / 10:
         how = "vanished"

@@ -1,0 +1,248 @@
+"""Category streams (issue #15): share changes, new and vanished categories, bounded state."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from streamproc.alerts import Alert, StreamId, alert_id, from_json, summarize
+from streamproc.categories.settings import CategorySettings
+from streamproc.categories.stream import CANDIDATES, DETECTOR, OTHER, CategoryStream
+from streamproc.engine import Engine
+from streamproc.errors import StateError
+from streamproc.events import FeatureEvent
+from streamproc.settings import EngineSettings, Limits, StreamKind
+
+NOW = 1_764_000_000_000
+SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "streamproc/schemas/alert.schema.json").read_text()
+)
+BASE = {"DE": 0.10, "FR": 0.30, "US": 0.40, "IT": 0.15, "ES": 0.05}
+
+
+def stream(settings: CategorySettings | None = None) -> CategoryStream:
+    sid = StreamId("m", StreamKind.CATEGORY, "country")
+    return CategoryStream(sid, settings or CategorySettings())
+
+
+def draws(weights: dict[str, float], n: int, rng: random.Random) -> list[str]:
+    return rng.choices(list(weights), list(weights.values()), k=n)
+
+
+def feed(s: CategoryStream, values: Sequence[str], start: int = 0) -> list[Alert]:
+    alerts: list[Alert] = []
+    for i, value in enumerate(values, start):
+        alerts += s.update(value, f"e{i}", NOW + i, NOW + i)
+    return alerts
+
+
+def first_after_change(before: dict[str, float], after: dict[str, float], seed: int) -> Alert:
+    """The first alert of a stream that saw 20,000 events of ``before``, then ``after``."""
+    rng = random.Random(seed)
+    s = stream()
+    assert feed(s, draws(before, 20_000, rng)) == []
+    alerts = feed(s, draws(after, 3_000, rng), start=20_000)
+    assert alerts, "the change went unnoticed"
+    return alerts[0]
+
+
+def named(alert: Alert) -> dict[str, tuple[float, float, str]]:
+    cats = alert.change.categories
+    assert cats is not None
+    return {c.category: (c.share_before, c.share_after, c.change) for c in cats}
+
+
+def test_a_share_that_doubles_is_named_with_its_shares_before_and_after() -> None:
+    alert = first_after_change(BASE, {**BASE, "DE": 0.20, "US": 0.30}, seed=1)
+    assert 20_000 < alert.events_seen < 22_000
+    before, after, how = named(alert)["DE"]
+    assert before == pytest.approx(0.10, abs=0.01)
+    assert after > 0.15
+    assert how == "up"
+    assert alert.stream.kind is StreamKind.CATEGORY
+    assert alert.severity.value == "critical"
+
+
+def test_a_new_category_at_volume_is_reported_new() -> None:
+    after = {**{k: v * 0.9 for k, v in BASE.items()}, "XX": 0.10}
+    alert = first_after_change(BASE, after, seed=2)
+    before, _, how = named(alert)["XX"]
+    assert (before < 0.001, how) == (True, "new")
+    assert alert.events_seen < 20_500
+
+
+def test_a_category_that_vanishes_is_reported_vanished() -> None:
+    alert = first_after_change(BASE, {**BASE, "ES": 0.0, "US": 0.45}, seed=3)
+    before, after, how = named(alert)["ES"]
+    assert before == pytest.approx(0.05, abs=0.01)
+    assert (after, how) == (pytest.approx(0.0, abs=0.005), "vanished")
+    assert alert.change.direction == "down"
+
+
+def test_two_top_categories_swapping_ranks_are_both_named() -> None:
+    alert = first_after_change(BASE, {**BASE, "FR": 0.40, "US": 0.30}, seed=4)
+    assert {"FR", "US"} <= set(named(alert))
+
+
+def test_ids_sent_as_a_feature_stay_bounded_and_quiet() -> None:
+    s = stream()
+    bound = CANDIDATES * s._s.top_k + 1
+    alerts = []
+    for i in range(60_000):
+        alerts += s.update(f"id-{i}", None, NOW, NOW)
+        assert len(s.warm or ()) <= bound
+        assert len(s.names) <= s._s.top_k + 1
+    assert alerts == []
+
+
+def test_a_stationary_zipf_over_2000_values_stays_quiet_and_bounded() -> None:
+    zipf = {f"v{r}": 1 / r for r in range(1, 2001)}
+    s = stream()
+    assert feed(s, draws(zipf, 150_000, random.Random(5))) == []
+    assert len(s.names) <= s._s.top_k + 1
+
+
+def test_the_head_of_a_long_tail_growing_is_detected() -> None:
+    zipf = {f"v{r}": 1 / r for r in range(1, 2001)}
+    alert = first_after_change(zipf, {**zipf, "v1": 2.5}, seed=6)
+    assert named(alert)["v1"][2] == "up"
+
+
+def test_the_alert_follows_the_schema_and_round_trips() -> None:
+    alert = first_after_change(BASE, {**BASE, "DE": 0.20, "US": 0.30}, seed=1)
+    body = json.loads(alert.to_json())
+    jsonschema.validate(body, SCHEMA)
+    assert body["detector"]["type"] == DETECTOR
+    assert body["change"]["categories"][0]["category"] == "DE"
+    assert from_json(alert.to_json()) == alert
+    assert alert.alert_id == alert_id(alert.stream, 0, DETECTOR, alert.events_seen)
+    assert "category:country" in summarize(alert)
+    assert "DE 10" in summarize(alert)
+
+
+def test_numeric_alerts_carry_no_categories_field() -> None:
+    engine = Engine(EngineSettings(), Limits())
+    rng = random.Random(7)
+    alerts = []
+    for i in range(4000):
+        x = rng.gauss(0.0 if i < 2000 else 3.0, 1.0)
+        alerts += engine.process(FeatureEvent(model="m", features={"a": x}, ts=NOW), NOW).alerts
+    assert alerts
+    assert "categories" not in json.loads(alerts[0].to_json())["change"]
+
+
+def engine_events(seed: int, n: int, at: int) -> list[FeatureEvent]:
+    rng = random.Random(seed)
+    after = {**BASE, "DE": 0.3, "US": 0.2}
+    events = []
+    for i in range(n):
+        weights = BASE if i < at else after
+        country, label = draws(weights, 1, rng)[0], rng.choice(["cat", "dog"])
+        events.append(
+            FeatureEvent(
+                model="m", features={"country": country}, ts=NOW + i, prediction=label, id=f"e{i}"
+            )
+        )
+    return events
+
+
+def test_engine_watches_string_features_and_string_predictions() -> None:
+    engine = Engine(EngineSettings(), Limits())
+    alerts = []
+    for event in engine_events(8, 6000, at=3000):
+        alerts += engine.process(event, NOW).alerts
+    assert engine.stream_counts()[StreamKind.CATEGORY] == 2
+    assert [(a.stream.kind, a.stream.name) for a in alerts] == [(StreamKind.CATEGORY, "country")]
+
+
+def test_category_streams_can_be_turned_off() -> None:
+    settings = EngineSettings(categories=CategorySettings(enabled=False))
+    engine = Engine(settings, Limits())
+    for event in engine_events(8, 100, at=50):
+        engine.process(event, NOW)
+    assert engine.stream_counts()[StreamKind.CATEGORY] == 0
+    assert Engine(EngineSettings(), Limits()).restore(engine.snapshot()).rejected == ()
+
+
+# --- restore validation -------------------------------------------------------------------
+
+
+def armed_state() -> list[object]:
+    s = stream()
+    feed(s, draws(BASE, 2500, random.Random(9)))
+    state = s.to_state()
+    assert state[2] is None
+    return state
+
+
+def corrupt(state: list[object], path: tuple[int, ...], value: object) -> list[object]:
+    copy = json.loads(json.dumps(state))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return copy  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        ((0,), -1, "n: expected a non-negative integer"),
+        ((1,), 10**9, "exceeds n"),
+        ((2,), {"a": 1}, "exactly one of"),
+        ((3, 0, 0), "DE", "bad or repeated category name"),
+        ((3, 1, 0), OTHER, "bad or repeated category name"),
+        ((3, 1, 1), 10**6, "do not add up"),
+        ((3, 1, 2), 10**9, "beyond n"),
+        ((3, 1, 3), -1.0, "up: expected a number"),
+        ((3, 1, 4), float("1e300"), "down: expected a number"),
+        ((3, 1, 5), 1.5, "recent share: expected a number"),
+        ((3, 1, 6), 0.0, "reference share: expected a number"),
+        ((3, 1), [1, 2], "expected a list of 7 values"),
+        ((3,), [], "slots must be a list"),
+        ((4,), 0, "known slots 0 not in"),
+        ((4,), 99, "known slots 99 not in"),
+        ((5,), ["DE"], "pending must be"),
+        ((5,), ["x", "x"], "pending must be"),
+        ((5,), [1], "pending must be"),
+    ],
+)
+def test_a_bad_field_is_refused_and_leaves_the_stream_unchanged(
+    path: tuple[int, ...], value: object, reason: str
+) -> None:
+    s = stream()
+    before = s.to_state()
+    with pytest.raises(StateError, match=reason):
+        s.restore(corrupt(armed_state(), path, value))
+    assert s.to_state() == before
+
+
+def test_too_many_slots_or_warm_up_counts_are_refused() -> None:
+    state = armed_state()
+    small = stream(CategorySettings(top_k=2))
+    with pytest.raises(StateError, match="slots must be a list of 1 to 3"):
+        small.restore(state)
+    warm = [10, 10, {f"v{i}": 0 for i in range(11)} | {"a": 10}, None, 0, []]
+    with pytest.raises(StateError, match="at most 11"):
+        small.restore(warm)
+    with pytest.raises(StateError, match="do not add up"):
+        small.restore([10, 10, {"a": 9}, None, 0, []])
+
+
+def test_a_restored_stream_continues_exactly() -> None:
+    values = draws(BASE, 4000, random.Random(10)) + draws(
+        {**BASE, "DE": 0.3, "US": 0.2}, 2000, random.Random(11)
+    )
+    expected = feed(stream(), values)
+    assert expected
+    for split in (1000, 2000, 4100, 4500):
+        first = stream()
+        before = feed(first, values[:split])
+        second = stream()
+        second.restore(json.loads(json.dumps(first.to_state())))
+        assert before + feed(second, values[split:], start=split) == expected
