@@ -132,7 +132,7 @@ class CategoryStream:
         self.up[s] = up
         self.dn[s] = dn if dn > 0.0 else 0.0
         if fired:
-            return self._alert(event_id, ts, now_ms)
+            return self._alert(event_id, ts, now_ms, s)
         if n % self._s.sweep_events == 0:
             return self._sweep(event_id, ts, now_ms)
         return _NO_ALERTS
@@ -238,15 +238,18 @@ class CategoryStream:
     def _sweep(self, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         self._settle()
         h = self._h
-        if any(x > h for x in self.dn):
-            return self._alert(event_id, ts, now_ms)
+        for s, x in enumerate(self.dn):
+            if x > h:
+                return self._alert(event_id, ts, now_ms, s)
         for s in range(len(self.names)):
             self._tune(s)
         return _NO_ALERTS
 
-    def _alert(self, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
+    def _alert(self, event_id: str | None, ts: int, now_ms: int, slot: int) -> Sequence[Alert]:
+        """``slot`` is the one whose detector fired (its statistic may have been brought back
+        under the threshold by the very event that revealed it)."""
         self._settle()
-        moved = self._moved()
+        moved = self._moved(slot)
         top = moved[0]
         change = Change(
             mean_before=top.share_before,
@@ -274,7 +277,7 @@ class CategoryStream:
         self._clear_slots()
         return (alert,)
 
-    def _moved(self) -> list[CategoryShare]:
+    def _moved(self, slot: int) -> list[CategoryShare]:
         """The categories whose detector fired, then those that moved by a detectable
         amount, largest move first."""
         h, ref_n = self._h, self.ref_n
@@ -282,7 +285,7 @@ class CategoryStream:
         for s, name in enumerate(self.names):
             before, after = self.ref[s] / ref_n, self.recent[s]
             d = max(self._s.min_change_abs, self._s.min_change_rel * before)
-            fired = self.up[s] > h or self.dn[s] > h
+            fired = s == slot or self.up[s] > h or self.dn[s] > h
             if fired or abs(after - before) >= d:
                 scored.append((not fired, -abs(after - before), name, before, after))
         scored.sort()

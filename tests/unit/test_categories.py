@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streamproc.alerts import Alert, StreamId, alert_id, from_json, summarize
 from streamproc.categories.settings import CategorySettings
@@ -246,3 +248,61 @@ def test_a_restored_stream_continues_exactly() -> None:
         second = stream()
         second.restore(json.loads(json.dumps(first.to_state())))
         assert before + feed(second, values[split:], start=split) == expected
+
+
+# --- snapshot and restore through the engine ----------------------------------------------
+
+LABELS = ["a", "b", "c", "d", "e", "f"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    weights=st.lists(st.lists(st.floats(0.0, 1.0), min_size=6, max_size=6), min_size=2, max_size=3),
+    size=st.integers(150, 700),
+    top_k=st.integers(1, 4),
+    sweep=st.integers(1, 40),
+    data=st.data(),
+)
+def test_a_snapshot_at_any_point_continues_with_identical_alerts(
+    seed: int,
+    weights: list[list[float]],
+    size: int,
+    top_k: int,
+    sweep: int,
+    data: st.DataObject,
+) -> None:
+    cats = CategorySettings(warmup=100, top_k=top_k, sweep_events=sweep, false_alarm_events=100)
+    engine_settings = EngineSettings(categories=cats)
+    rng = random.Random(seed)
+    events = []
+    for i in range(size):
+        w = weights[i * len(weights) // size]
+        feature, label = rng.choices(LABELS, [x + 1e-3 for x in w], k=2)
+        events.append(
+            FeatureEvent(model="m", features={"c": feature}, ts=NOW + i, prediction=label)
+        )
+    split = data.draw(st.integers(1, size - 1), label="split")
+
+    def run(engine: Engine, part: list[FeatureEvent]) -> list[Alert]:
+        return [a for e in part for a in engine.process(e, NOW).alerts]
+
+    reference = Engine(engine_settings, Limits())
+    expected = run(reference, events)
+    first = Engine(engine_settings, Limits())
+    before = run(first, events[:split])
+    restored = Engine(engine_settings, Limits())
+    assert restored.restore(first.snapshot()).rejected == ()
+    assert before + run(restored, events[split:]) == expected
+    assert restored.snapshot() == reference.snapshot()
+
+
+def test_the_property_sees_alerts() -> None:
+    """The property above is only worth its name if its sequences raise category alerts."""
+    cats = CategorySettings(warmup=100, top_k=2, sweep_events=8, false_alarm_events=100)
+    engine = Engine(EngineSettings(categories=cats), Limits())
+    alerts = []
+    for i in range(600):
+        value = "a" if i % 3 or i > 300 else "b"
+        alerts += engine.process(FeatureEvent(model="m", features={"c": value}, ts=NOW), NOW).alerts
+    assert any(a.stream.kind is StreamKind.CATEGORY for a in alerts)
