@@ -25,7 +25,7 @@ class CategorySettings(BaseModel):
         "rest are counted together as __other__. Bounds memory per stream.",
     )
     warmup: int = Field(
-        default=2_000,
+        default=1_000,
         ge=100,
         le=10_000_000,
         description="Events that build a reference distribution before detection starts "

@@ -8,8 +8,8 @@ runs two CUSUMs on its 0/1 indicator (this event is that category or not), tuned
 rise and a fall of its share by ``max(min_change_abs, min_change_rel * share)``: the
 optimal test for a known shift (Page; Lorden), with ``ARL0 >= exp(threshold)`` per
 detector. A new category gets a free slot at its second occurrence, with a reference share
-of nothing (a floor of ``1 / (2 warmup)``), so one arriving at volume trips its rise
-CUSUM; with no free slot it counts in ``__other__``, which is watched the same way.
+of the floor ``MIN_TRACKED / warmup``, so one arriving at volume trips its rise CUSUM;
+with no free slot it counts in ``__other__``, whose rises are watched the same way.
 
 Cost: an event touches only its own category's slot. Between two of its occurrences a
 category saw only zeros, whose CUSUM increments are constant, so they are applied at once
@@ -199,9 +199,11 @@ class CategoryStream:
         return s
 
     def _tune(self, s: int) -> None:
-        """Retune slot ``s`` to its current reference share (floored: a category never seen
-        has a share of 1 / (2 warmup), so its first occurrences are not infinitely unlikely)."""
-        p0 = max(self.ref[s] / self.ref_n, 0.5 / self._s.warmup)
+        """Retune slot ``s`` to its current reference share, floored at the largest share a
+        category left untracked by the reference could have had (``MIN_TRACKED / warmup``):
+        a new category, or one that was merely rare, must rise by ``min_change_abs`` above
+        that before it alerts."""
+        p0 = max(self.ref[s] / self.ref_n, MIN_TRACKED / self._s.warmup)
         self._apply(s, p0)
         if not self.z_dn[s]:
             self.dn[s] = 0.0
@@ -216,7 +218,8 @@ class CategoryStream:
             self.z_up[s] = math.log((1.0 - p1) / (1.0 - p0))
         else:
             self.o_up[s] = self.z_up[s] = 0.0
-        if p0 >= self._s.min_share and p0 < 1.0:
+        # __other__ falls whenever a new category gets a slot: only its rises are news.
+        if s and self._s.min_share <= p0 < 1.0:
             q1 = max(p0 - d, p0 / 4)
             self.o_dn[s] = math.log(q1 / p0)
             self.z_dn[s] = math.log((1.0 - q1) / (1.0 - p0))
