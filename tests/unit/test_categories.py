@@ -159,6 +159,9 @@ def test_engine_watches_string_features_and_string_predictions() -> None:
     for event in engine_events(8, 6000, at=3000):
         alerts += engine.process(event, NOW).alerts
     assert engine.stream_counts()[StreamKind.CATEGORY] == 2
+    gauges = {s.id.name: s.estimate() for s in engine.streams() if s.id.kind == "category"}
+    assert gauges["prediction"][1] == 3  # cat, dog and __other__ tracked
+    assert 0.4 < gauges["prediction"][0] < 0.7
     assert [(a.stream.kind, a.stream.name) for a in alerts] == [(StreamKind.CATEGORY, "country")]
 
 
