@@ -195,6 +195,7 @@ class CategoryStream:
             return 0
         del pending[value]
         s = self._new_slot(value, 0)
+        self.last[s] = self.n - 1  # settled up to the event before this one
         self._tune(s)
         return s
 

@@ -309,3 +309,31 @@ def test_the_property_sees_alerts() -> None:
         value = "a" if i % 3 or i > 300 else "b"
         alerts += engine.process(FeatureEvent(model="m", features={"c": value}, ts=NOW), NOW).alerts
     assert any(a.stream.kind is StreamKind.CATEGORY for a in alerts)
+
+
+def test_lazy_updates_equal_per_event_cusums() -> None:
+    """Applying a category's run of zeros at its next occurrence gives what updating every
+    slot on every event would (no sweep here, so the tuning stays fixed)."""
+    s = stream(CategorySettings(warmup=200, top_k=6, sweep_events=100_000))
+    rng = random.Random(12)
+    feed(s, draws({"a": 0.5, "b": 0.3, "c": 0.2}, 200, rng))
+    s._settle()  # exact at any point: the starting values of the per-event computation
+    naive = {name: [s.up[i], s.dn[i], s.recent[i]] for name, i in s.slots.items()}
+    after = {"a": 0.47, "b": 0.3, "c": 0.2, "d": 0.03}
+    for i, value in enumerate(draws(after, 1500, rng)):
+        assert s.update(value, None, NOW + i, NOW) == ()
+        for name, slot in s.slots.items():
+            hit = name == value or (slot == 0 and value not in s.slots)
+            up, dn, recent = naive.setdefault(name, [0.0, 0.0, 0.0])  # new: admitted now
+            up = max(0.0, up + (s.o_up[slot] if hit else s.z_up[slot]))
+            dn = max(0.0, dn + (s.o_dn[slot] if hit else s.z_dn[slot]))
+            recent = recent * (1 - 2 / 201) + (2 / 201 if hit else 0.0)
+            naive[name] = [up, dn, recent]
+        touched = s.slots.get(value, 0)  # settled by its own update
+        got = [s.up[touched], s.dn[touched], s.recent[touched]]
+        assert got == pytest.approx(naive[s.names[touched]], abs=1e-9)
+    s._settle()
+    assert "d" in s.slots
+    for name, slot in s.slots.items():
+        expected = naive[name]
+        assert [s.up[slot], s.dn[slot], s.recent[slot]] == pytest.approx(expected, abs=1e-9)
