@@ -387,16 +387,14 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        model = _Model()
         # A fifth item is arrival state; snapshots from before it restore without it. A
         # sixth is the prediction's category stream.
         if type(encoded) is not list or len(encoded) not in (4, 5, 6):
             raise StateError(f"{where}: expected a list of 4 to 6 items")
         features, prediction, errors, correctness, *arrival = encoded
-        if len(arrival) == 2 and arrival[1] is not None:
-            model.prediction_category = self._restored_category(name, "prediction", arrival[1])
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
+        model = _Model()
         for fname, encoded_feature in features.items():
             model.features[fname] = self._decode_feature(name, fname, encoded_feature)
         if prediction is not None:
@@ -411,6 +409,8 @@ class Engine:
             )
         if arrival and arrival[0] is not None and self._arrival is not None:
             model.arrival = self._arrival.restore(name, arrival[0])
+        if len(arrival) == 2 and arrival[1] is not None:
+            model.prediction_category = self._restored_category(name, "prediction", arrival[1])
         return model
 
     def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:

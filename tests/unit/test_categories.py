@@ -337,3 +337,27 @@ def test_lazy_updates_equal_per_event_cusums() -> None:
     for name, slot in s.slots.items():
         expected = naive[name]
         assert [s.up[slot], s.dn[slot], s.recent[slot]] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ((0, "country", 2, 3, 1, 5), "recent share"),  # a feature's category stream
+        ((5, 3, 1, 5), "recent share"),  # the prediction's, the record's 6th item
+    ],
+)
+def test_the_engine_rejects_a_model_whose_category_state_is_bad(
+    path: tuple[object, ...], reason: str
+) -> None:
+    engine = Engine(EngineSettings(), Limits())
+    for event in engine_events(8, 1500, at=1500):
+        engine.process(event, NOW)
+    doc = json.loads(engine.snapshot())
+    node = doc["models"]["m"]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = 2.0
+    restored = Engine(EngineSettings(), Limits())
+    (rejected,) = restored.restore(json.dumps(doc).encode()).rejected
+    assert reason in rejected.reason
+    assert restored.models == []
