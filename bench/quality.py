@@ -573,7 +573,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     missed = [c.scenario.name for c in (*controls, *changes) if c.ok is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
-    return 1 if missed else 0
+    return max(1 if missed else 0, _categories(args.quick, args.only, output))
+
+
+def _categories(quick: bool, only: str | None, output: Path | None) -> int:
+    """The category stream scenarios (bench/quality_categories.py), on a full or quick run."""
+    if only is not None:
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality_categories  # bench/ is not a package
+
+    argv = ["--quick"] if quick or output is None else []
+    write = None if output is None else lambda text: quality_categories.write_doc(output, text)
+    status: int = quality_categories.main(argv, write=write)
+    return status
 
 
 if __name__ == "__main__":

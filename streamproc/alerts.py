@@ -48,6 +48,21 @@ class StreamId:
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryShare:
+    """How one category's share of a category stream moved."""
+
+    category: str
+    """The category (``__other__``: all categories not tracked)."""
+    share_before: float
+    """Its share of the reference (the events since the stream's previous alert or start)."""
+    share_after: float
+    """Its share of the most recent events (exponentially weighted, span ~200)."""
+    change: str
+    """``up``, ``down``, ``new`` (absent from the reference) or ``vanished`` (recent share
+    under a tenth of the reference share)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """What changed, in the stream's own units."""
 
@@ -63,6 +78,8 @@ class Change:
     """``up``, ``down`` or ``none``."""
     window: int | None
     """The detector's window width after the change, when it has one (ADWIN)."""
+    categories: tuple[CategoryShare, ...] | None = None
+    """Category streams only: the categories that moved, largest first (docs/alerts.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,8 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         body["model"] = self.stream.model
+        if self.change.categories is None:
+            del body["change"]["categories"]  # present on category streams only
         return body
 
     def to_json(self) -> bytes:
@@ -133,7 +152,14 @@ def from_json(payload: bytes) -> Alert:
         event_ts=body["event_ts"],
         detected_at=body["detected_at"],
         events_seen=body["events_seen"],
-        change=Change(**body["change"]),
+        change=_change(body["change"]),
         severity=Severity(body["severity"]),
         schema_version=body.get("schema_version", SCHEMA_VERSION),
     )
+
+
+def _change(body: dict[str, Any]) -> Change:
+    categories = body.pop("categories", None)
+    if categories is not None:
+        categories = tuple(CategoryShare(**c) for c in categories)
+    return Change(**body, categories=categories)

@@ -31,6 +31,7 @@ SCHEDULE: tuple[Drift, ...] = (
     Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
     Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
     Drift(40.0, "credit-v1", "accuracy drops from 92% to 60%; its labels come 5 s late"),
+    Drift(45.0, "fraud-v3", "feature 'country' is IN in 60% of events (was 20%): a category alert"),
     Drift(50.0, "search-v1", "stops sending (a silence alert once its silence window passes)"),
     Drift(60.0, "reco-v2", "sends half as many events (a rate alert within a few buckets)"),
     Drift(90.0, "search-v1", "sends again (a recovered alert)"),
@@ -44,6 +45,11 @@ SILENT = (50.0, 90.0)
 """search-v1 sends nothing in this interval (seconds)."""
 HALVED_AT = 60.0
 """reco-v2 sends half as often from here on."""
+COUNTRY_AT = 45.0
+"""fraud-v3's country mix shifts from here on (after its category warm-up at the default
+rates: 1,000 events at 20 to 33 per second)."""
+COUNTRIES = ("DE", "FR", "US", "BR", "IN")
+COUNTRIES_AFTER = (*COUNTRIES, "IN", "IN", "IN", "IN", "IN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +157,7 @@ def _features(rng: random.Random, model: str, t: float, eid: str, ts: int) -> di
         features: dict[str, Any] = {
             "amount": round(amount, 2),
             "account_age_days": rng.randint(1, 3650),
-            "country": rng.choice(["DE", "FR", "US", "BR", "IN"]),
+            "country": rng.choice(COUNTRIES_AFTER if t >= COUNTRY_AT else COUNTRIES),
             "is_new_device": rng.random() < 0.1,
         }
         prediction = round(min(1.0, max(0.0, rng.gauss(0.1, 0.05))), 4)

@@ -39,3 +39,5 @@ class StreamKind(StrEnum):
     """A model's feature events per event-time bucket."""
     FRESHNESS = "freshness"
     """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
+    CATEGORY = "category"
+    """The category distribution of a string feature or string prediction (class label)."""

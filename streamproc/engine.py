@@ -17,6 +17,7 @@ from typing import Any
 from streamproc import snapshot_v1, state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
+from streamproc.categories import CategoryStream
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, LabelEvent, OutcomeEvent, Reason, Rejection
@@ -28,9 +29,6 @@ from streamproc.streams import DetectorFactory, Stream, default_factory
 SNAPSHOT_VERSION = 2
 """2: models, features and streams are mappings with named fields; 1 (positional lists) is
 upgraded on restore (:mod:`streamproc.snapshot_v1`)."""
-MAX_CATEGORIES = 64
-"""Distinct string values counted per feature; the rest are counted as ``__other__``."""
-OTHER_CATEGORY = "__other__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +78,21 @@ class Restored:
 
 _NOTHING = Processed()
 """An event that changed no stream (shared: it is never mutated)."""
-MODEL_FIELDS = ("features", "prediction", "errors", "correctness", "arrival", "labels")
+MODEL_FIELDS = (
+    "features",
+    "prediction",
+    "errors",
+    "correctness",
+    "arrival",
+    "labels",
+    "prediction_category",
+)
 """The keys of a model in a snapshot; ``arrival`` is null when arrival monitoring is off,
-``labels`` when the model joins no labels."""
-FEATURE_FIELDS = ("value", "missing", "categories")
-"""The keys of a feature in a snapshot; ``value`` is null for a feature never numeric."""
+``labels`` when the model joins no labels, ``prediction_category`` when its predictions are
+not labels."""
+FEATURE_FIELDS = ("value", "missing", "category")
+"""The keys of a feature in a snapshot; ``value`` is null for a feature never numeric,
+``category`` for one never a string."""
 _ERROR_STREAMS = frozenset({"error", "loss"})
 """The names :class:`~streamproc.events.OutcomeEvent` gives error streams."""
 
@@ -92,27 +100,31 @@ _ERROR_STREAMS = frozenset({"error", "loss"})
 class _Feature:
     """The streams of one feature of one model."""
 
-    __slots__ = ("categories", "missing", "value")
+    __slots__ = ("category", "missing", "value")
 
     def __init__(self, missing: Stream) -> None:
         self.missing = missing
         self.value: Stream | None = None
-        self.categories: dict[str, int] = {}
-
-    def count_category(self, value: str) -> None:
-        cats = self.categories
-        if value in cats or len(cats) < MAX_CATEGORIES:
-            cats[value] = cats.get(value, 0) + 1
-        else:
-            cats[OTHER_CATEGORY] = cats.get(OTHER_CATEGORY, 0) + 1
+        self.category: CategoryStream | None = None
+        """Its category stream, from its first string value (engine.categories)."""
 
 
 class _Model:
-    __slots__ = ("arrival", "correctness", "errors", "features", "labels", "prediction", "seen")
+    __slots__ = (
+        "arrival",
+        "correctness",
+        "errors",
+        "features",
+        "labels",
+        "prediction",
+        "prediction_category",
+        "seen",
+    )
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
         self.prediction: Stream | None = None
+        self.prediction_category: CategoryStream | None = None
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
         self.arrival: ModelArrival | None = None
@@ -152,6 +164,7 @@ class Engine:
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
         self._labels = labels or LabelSettings()
         self._label_observer = label_observer or NoObserver()
+        self._categories = settings.categories.enabled
 
     def process(
         self, event: Event, now_ms: int, arrived_ms: int | None = None, source: int = -1
@@ -295,8 +308,12 @@ class Engine:
                         stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
                     alerts += stream.update(value, eid, ts, now_ms)
                     updates += stream.updates_per_value
-                else:
-                    feature.count_category(value)
+                elif self._categories:
+                    cats = feature.category
+                    if cats is None:
+                        cats = feature.category = self._category(event.model, name)
+                    alerts += cats.update(value, eid, ts, now_ms)
+                    updates += 1
             updates += missing.updates_per_value
         if len(known) > len(values):
             for name, feature in known.items():
@@ -312,7 +329,16 @@ class Engine:
                 )
             alerts += stream.update(prediction, eid, ts, now_ms)
             updates += stream.updates_per_value
+        elif prediction is not None and self._categories:
+            cats = model.prediction_category
+            if cats is None:
+                cats = model.prediction_category = self._category(event.model, "prediction")
+            alerts += cats.update(prediction, eid, ts, now_ms)
+            updates += 1
         return Processed(alerts, None, updates)
+
+    def _category(self, model: str, name: str) -> CategoryStream:
+        return CategoryStream(StreamId(model, StreamKind.CATEGORY, name), self._settings.categories)
 
     def _too_many(self, event: FeatureEvent, known: int, new: int) -> Rejection:
         limit = self._limits.max_streams_per_model
@@ -395,7 +421,7 @@ class Engine:
             counts[stream.id.kind] += 1
         return counts
 
-    def streams(self, models: Iterable[str] | None = None) -> Iterable[Stream]:
+    def streams(self, models: Iterable[str] | None = None) -> Iterable[Stream | CategoryStream]:
         for name in self._models if models is None else models:
             model = self._models.get(name)
             if model is None:
@@ -404,8 +430,12 @@ class Engine:
                 yield feature.missing
                 if feature.value is not None:
                     yield feature.value
+                if feature.category is not None:
+                    yield feature.category
             if model.prediction is not None:
                 yield model.prediction
+            if model.prediction_category is not None:
+                yield model.prediction_category
             yield from model.errors.values()
             if model.correctness is not None:
                 yield model.correctness
@@ -457,8 +487,8 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        features, prediction, errors, correctness, arrival, labels = state.named(
-            encoded, MODEL_FIELDS, where
+        features, prediction, errors, correctness, arrival, labels, prediction_category = (
+            state.named(encoded, MODEL_FIELDS, where)
         )
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
@@ -481,22 +511,29 @@ class Engine:
             model.labels = LabelJoin(name, self._labels, self._label_observer)
         if labels is not None and model.labels is not None:
             model.labels.restore(labels, where)
+        if prediction_category is not None:
+            model.prediction_category = self._restored_category(
+                name, "prediction", prediction_category
+            )
         return model
 
     def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
         where = f"model {model!r}, feature {name[:40]!r}"
-        value, missing, categories = state.named(encoded, FEATURE_FIELDS, where)
+        value, missing, category = state.named(encoded, FEATURE_FIELDS, where)
         feature = _Feature(self._restored(model, StreamKind.MISSING_RATE, name, missing))
         if value is not None:
             feature.value = self._restored(model, StreamKind.VALUE, name, value)
-        if type(categories) is not dict or len(categories) > MAX_CATEGORIES + 1:
-            raise StateError(
-                f"{where}: categories must be a mapping of at most {MAX_CATEGORIES + 1}"
-            )
-        feature.categories = {
-            k: state.count(v, where, "category count") for k, v in categories.items()
-        }
+        if category is not None:
+            feature.category = self._restored_category(model, name, category)
         return feature
+
+    def _restored_category(self, model: str, name: str, values: Any) -> CategoryStream | None:
+        """None when category streams are off (the state is dropped, as on a restart)."""
+        if not self._categories:
+            return None
+        stream = self._category(model, name)
+        stream.restore(values)
+        return stream
 
     def _restored(self, model: str, kind: StreamKind, name: str, values: Any) -> Stream:
         stream = self._stream(model, kind, name)
@@ -510,7 +547,7 @@ def _encode_model(model: _Model) -> dict[str, Any]:
             name: {
                 "value": None if f.value is None else f.value.to_state(),
                 "missing": f.missing.to_state(),
-                "categories": f.categories,
+                "category": None if f.category is None else f.category.to_state(),
             }
             for name, f in model.features.items()
         },
@@ -519,4 +556,7 @@ def _encode_model(model: _Model) -> dict[str, Any]:
         "correctness": None if model.correctness is None else model.correctness.to_state(),
         "arrival": None if model.arrival is None else model.arrival.to_state(),
         "labels": None if model.labels is None else model.labels.to_state(),
+        "prediction_category": None
+        if model.prediction_category is None
+        else model.prediction_category.to_state(),
     }

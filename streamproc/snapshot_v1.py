@@ -13,8 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 VERSION = 1
-_MODEL = ("features", "prediction", "errors", "correctness", "arrival", "labels")
-_FEATURE = ("value", "missing", "categories")
+_MODEL = (
+    "features",
+    "prediction",
+    "errors",
+    "correctness",
+    "arrival",
+    "labels",
+    "prediction_category",
+)
+_FEATURE = ("value", "missing", "category")
 _STREAM = (
     "n",
     "quiet_until",
@@ -51,6 +59,7 @@ def upgrade_model(record: Any) -> Any:
                 _stream(correctness),
                 _arrival(arrival[0]) if arrival else None,
                 None,
+                None,
             ),
             strict=True,
         )
@@ -66,8 +75,8 @@ def _mapping(value: Any, upgrade: Callable[[Any], Any]) -> Any:
 def _feature(value: Any) -> Any:
     if type(value) is not list or len(value) != len(_FEATURE):
         return value
-    value_stream, missing, categories = value
-    return dict(zip(_FEATURE, (_stream(value_stream), _stream(missing), categories), strict=True))
+    value_stream, missing, _counts = value  # plain category counts: category streams start afresh
+    return dict(zip(_FEATURE, (_stream(value_stream), _stream(missing), None), strict=True))
 
 
 def _arrival(value: Any) -> Any:

@@ -19,6 +19,11 @@ def summarize(alert: Alert) -> str:
     change = alert.change
     if alert.stream.kind in _ARRIVAL_KINDS:
         what = _arrival_what(alert)
+    elif change.categories:
+        what = "shares " + ", ".join(
+            f"{c.category} {c.share_before:.1%} -> {c.share_after:.1%}"
+            for c in change.categories[:3]
+        )
     elif change.mean_before is not None and change.mean_after is not None:
         what = f"mean {change.mean_before:.4g} -> {change.mean_after:.4g}"
         if change.magnitude is not None:

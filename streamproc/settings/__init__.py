@@ -60,6 +60,7 @@ from streamproc.settings.arrival import (
     RateSettings,
     SilenceSettings,
 )
+from streamproc.settings.categories import CategorySettings
 from streamproc.settings.frozen import Frozen
 from streamproc.settings.labels import LabelSettings
 
@@ -184,6 +185,10 @@ class EngineSettings(Frozen):
     )
     overrides: tuple[Override, ...] = Field(
         default_factory=tuple, description="Applied in order; later matches win."
+    )
+    categories: CategorySettings = Field(
+        default_factory=CategorySettings,
+        description="Category streams of string features and predictions (docs/detectors.md).",
     )
 
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:

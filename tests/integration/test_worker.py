@@ -46,7 +46,7 @@ async def test_drift_alerts_on_the_topic_equal_replay(
         orjson.loads(line)["stream"]["kind"]
         for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()
     }
-    assert {"value", "missing_rate", "error"} <= kinds, "all three injected drifts detected"
+    assert {"value", "missing_rate", "error", "category"} <= kinds, "all injected drifts detected"
 
     worker = cluster.start_worker(**DRIFT_ONLY)
     await wait_until_consumed(

@@ -220,12 +220,12 @@ def test_absent_known_features_count_as_missing() -> None:
     assert missing[0].severity.value == "critical"
 
 
-def test_categorical_values_are_counted_not_detected() -> None:
+def test_categorical_values_feed_a_category_stream() -> None:
     engine = Engine(EngineSettings(), Limits())
     for i in range(100):
         engine.process(FeatureEvent(model="m", features={"c": f"v{i}"}, ts=NOW), NOW)
     kinds = {s.id.kind for s in engine.streams()}
-    assert kinds == {StreamKind.MISSING_RATE}
+    assert kinds == {StreamKind.MISSING_RATE, StreamKind.CATEGORY}
 
 
 def test_cooldown_gives_one_alert_per_change() -> None:

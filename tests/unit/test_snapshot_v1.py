@@ -14,15 +14,18 @@ import pytest
 from streamproc.arrival.monitor import STATE_FIELDS as ARRIVAL_FIELDS
 from streamproc.engine import FEATURE_FIELDS, MODEL_FIELDS, SNAPSHOT_VERSION, Engine
 from streamproc.settings import ArrivalSettings, Limits
+from streamproc.settings.categories import CategorySettings
 from streamproc.streams import STATE_FIELDS
 from tests.unit.test_engine import settings_with_everything
 from tests.unit.test_snapshot_validation import EVENTS, SPLIT, run
 
 
 def engine(arrival: bool) -> Engine:
-    return Engine(
-        settings_with_everything(), Limits(), arrival=ArrivalSettings() if arrival else None
+    """Category streams off: version 1 had none, only counts, which the upgrade drops."""
+    settings = settings_with_everything().model_copy(
+        update={"categories": CategorySettings(enabled=False)}
     )
+    return Engine(settings, Limits(), arrival=ArrivalSettings() if arrival else None)
 
 
 def as_v1(snapshot: bytes) -> bytes:
@@ -56,7 +59,9 @@ def _arrival_v1(arrival: dict[str, Any]) -> list[Any]:
 
 def _feature_v1(feature: dict[str, Any]) -> list[Any]:
     assert tuple(feature) == FEATURE_FIELDS
-    return [_stream_v1(feature["value"]), _stream_v1(feature["missing"]), feature["categories"]]
+    assert feature["category"] is None
+    counts = {"x": 3, "__other__": 1}  # what version 1 kept of a string feature: dropped
+    return [_stream_v1(feature["value"]), _stream_v1(feature["missing"]), counts]
 
 
 def _stream_v1(stream: dict[str, Any] | None) -> list[Any] | None:

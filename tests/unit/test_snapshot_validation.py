@@ -50,7 +50,7 @@ def snapshot_doc() -> dict[str, Any]:
 
 GOOD = snapshot_doc()
 # Every record names its fields: a model its features, prediction, errors, correctness and
-# arrival; a feature its value stream, missing stream and categories; and so on down.
+# arrival; a feature its value stream, missing stream and category stream; and so on down.
 VALUE_A = ("m0", "features", "a", "value")
 ARRIVAL = ("m0", "arrival")
 
@@ -101,8 +101,9 @@ CORRUPTIONS = [
     ),
     (VALUE_A, [1, 2], "expected a mapping with keys n, quiet_until"),
     (VALUE_A, {**get(VALUE_A), "extra": 1}, "expected a mapping with keys n, quiet_until"),
-    (("m0", "features", "c", "categories", "x"), "3", "category count"),
-    (("m0", "features", "c", "categories", "x"), -3, "category count"),
+    (("m0", "features", "c", "category", "warm", "x"), "3", "warm-up count"),
+    (("m0", "features", "c", "category", "warm", "x"), -3, "warm-up count"),
+    (("m0", "features", "c", "category", "ref_n"), 10**6, "exceeds n"),
     (
         ("m0", "errors"),
         {**get(("m0", "errors")), "bogus": get(("m0", "errors", "error"))},
