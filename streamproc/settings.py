@@ -43,6 +43,7 @@ from pydantic.fields import FieldInfo
 
 from streamproc.config_file import read_yaml
 from streamproc.errors import ConfigError
+from streamproc.route.settings import RouteSettings
 
 ENV_PREFIX = "STREAMPROC_"
 
@@ -545,6 +546,7 @@ class Settings(_Frozen):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    route: RouteSettings = Field(default_factory=RouteSettings)
 
     @model_validator(mode="after")
     def _check_topics_apart(self) -> Settings:
