@@ -27,7 +27,7 @@ def _check_url(url: str) -> str:
 
 
 class RouteSettings(BaseModel):
-    """Delivery of alerts to Alertmanager and webhooks by `streamproc route` (docs/operations.md)."""
+    """Delivery of alerts to Alertmanager and webhooks (`streamproc route`, docs/operations.md)."""
 
     model_config = ConfigDict(
         frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
