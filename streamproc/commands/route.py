@@ -74,13 +74,16 @@ def sinks(session: aiohttp.ClientSession, settings: RouteSettings) -> list[Sink]
     return out
 
 
-async def route(settings: Settings, metrics: RouteMetrics, health: Health) -> None:
-    """Run the router until SIGTERM or SIGINT."""
+async def route(
+    settings: Settings, metrics: RouteMetrics, health: Health, stop: asyncio.Event | None = None
+) -> None:
+    """Run the router until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
     await check_connection(settings.kafka)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     options = aiokafka_options(settings.kafka)
     consumer = AIOKafkaConsumer(
         settings.topics.alerts,
