@@ -35,9 +35,10 @@ test: tools lint typecheck
 
 # Debian packages the tests use: prometheus (promtool checks deploy/prometheus, a real
 # server scrapes the worker), kcat (interop) and prometheus-alertmanager (amtool checks
-# deploy/alertmanager, a real Alertmanager receives `streamproc route`'s alerts). CI runs as root on a fresh machine.
-# No recommends: that would add prometheus-node-exporter. Where systemd runs, the package
-# starts a system Prometheus on :9090; the tests use their own on free ports.
+# deploy/alertmanager, a real Alertmanager receives `streamproc route`'s alerts). CI runs
+# as root on a fresh machine. No recommends: that would add prometheus-node-exporter.
+# Where systemd runs, the packages start a system Prometheus on :9090 and Alertmanager on
+# :9093; the tests use their own on free ports.
 APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 tools:
 	command -v promtool >/dev/null || ($(APT_INSTALL) prometheus)
