@@ -65,6 +65,9 @@ def to_alertmanager(
         ends = alert.resolved_at if alert.resolved_at is not None else now_ms
     else:
         ends = alert.detected_at + int(ttl_seconds * 1000)
+    # Alertmanager refuses (400) an alert that ends before it starts: a resolution stamped
+    # by a clock behind the detector's must still end the alert, not be dead-lettered.
+    ends = max(ends, alert.detected_at + 1)
     return {
         "labels": label_set or labels(alert),
         "annotations": {

@@ -5,9 +5,13 @@ on a free port, clustering off, config and storage in a temp dir, stopped when
 the test ends. :meth:`AlertmanagerServer.stop` and :meth:`start` let a test
 take it down and bring it back on the same port.
 
+Alertmanager lists only alerts that have not ended, so a test sees a
+resolution in what Alertmanager notifies: ``alertmanager_factory(notify_url)``
+sends every notification (resolved ones included, at once) to that URL.
+
 Import it into a test module::
 
-    from tests.integration.alertmanager_fixtures import alertmanager  # noqa: F401
+    from tests.integration.alertmanager_fixtures import alertmanager_factory  # noqa: F401
 """
 
 from __future__ import annotations
@@ -29,10 +33,22 @@ from tests.amtool import binary
 
 START_SECONDS = 60.0
 
-CONFIG = {
-    "route": {"receiver": "null", "group_by": ["alertname", "model"]},
-    "receivers": [{"name": "null"}],
-}
+
+def config(notify_url: str | None) -> dict[str, Any]:
+    """Notify at once (no group wait) and every second, so tests wait seconds."""
+    receiver: dict[str, Any] = {"name": "test"}
+    if notify_url is not None:
+        receiver["webhook_configs"] = [{"url": notify_url, "send_resolved": True}]
+    return {
+        "route": {
+            "receiver": "test",
+            "group_by": ["alertname", "model"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [receiver],
+    }
 
 
 @dataclass
@@ -41,6 +57,7 @@ class AlertmanagerServer:
 
     directory: Path
     port: int
+    notify_url: str | None = None
     process: Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -53,11 +70,11 @@ class AlertmanagerServer:
 
     def start(self) -> bool:
         """Start on :attr:`port`; True once ready, False if it exits or times out."""
-        config = self.directory / "alertmanager.yml"
-        config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+        config_file = self.directory / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(config(self.notify_url)), encoding="utf-8")
         cmd = [
             binary("prometheus-alertmanager"),
-            f"--config.file={config}",
+            f"--config.file={config_file}",
             f"--storage.path={self.directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",
@@ -115,23 +132,30 @@ class AlertmanagerServer:
         pytest.fail(f"Alertmanager's alerts not as expected within {timeout:.0f} s: {last}")
 
 
+AlertmanagerFactory = Callable[[str | None], AlertmanagerServer]
+
+
 @pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[AlertmanagerServer]:
-    """A started test Alertmanager, stopped when the test ends."""
-    server: AlertmanagerServer | None = None
-    for attempt in range(3):
-        (port,) = free_ports(1)
-        directory = tmp_path / f"alertmanager-{attempt}"
-        directory.mkdir()
-        server = AlertmanagerServer(directory, port)
-        if server.start():
-            break
-        server.stop()
-        if "address already in use" not in log_tail(server.log):
-            pytest.fail(f"Alertmanager did not start; end of {server.log}:\n{log_tail(server.log)}")
-    else:
-        pytest.fail("Alertmanager found no free port")
+def alertmanager_factory(tmp_path: Path) -> Iterator[AlertmanagerFactory]:
+    """Start test Alertmanagers (notifying ``notify_url``); all are stopped at the end."""
+    started: list[AlertmanagerServer] = []
+
+    def factory(notify_url: str | None = None) -> AlertmanagerServer:
+        for attempt in range(3):
+            (port,) = free_ports(1)
+            directory = tmp_path / f"alertmanager-{len(started)}-{attempt}"
+            directory.mkdir()
+            server = AlertmanagerServer(directory, port, notify_url)
+            started.append(server)
+            if server.start():
+                return server
+            server.stop()
+            if "address already in use" not in log_tail(server.log):
+                break
+        pytest.fail(f"Alertmanager did not start; end of {server.log}:\n{log_tail(server.log)}")
+
     try:
-        yield server
+        yield factory
     finally:
-        server.stop()
+        for server in started:
+            server.stop()

@@ -145,3 +145,31 @@ async def receiver(*statuses: int) -> AsyncIterator[Receiver]:
         yield state
     finally:
         await runner.cleanup()
+
+
+@dataclass
+class Notifications:
+    """What an Alertmanager webhook receiver was sent: every alert of every notification."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.alerts.extend((await request.json())["alerts"])
+        return web.Response(status=200)
+
+
+@contextlib.asynccontextmanager
+async def notifications() -> AsyncIterator[Notifications]:
+    state = Notifications()
+    app = web.Application()
+    app.router.add_post("/notify", state.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.url = f"http://127.0.0.1:{runner.addresses[0][1]}/notify"
+    try:
+        yield state
+    finally:
+        await runner.cleanup()

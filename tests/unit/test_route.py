@@ -298,3 +298,8 @@ def test_route_without_a_sink_refuses_to_start(
         monkeypatch.delenv(var, raising=False)
     assert main(["route"]) == 2
     assert "route.alertmanager_urls" in capsys.readouterr().err
+
+
+def test_a_resolution_stamped_before_the_detection_still_ends_after_it() -> None:
+    early = routed(status="resolved", resolved_at=1_700_000_000_000)  # detected at ...500
+    assert to_alertmanager(early, 3600, now_ms=0)["endsAt"] == "2023-11-14T22:13:20.501+00:00"
