@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -303,3 +304,12 @@ def test_route_without_a_sink_refuses_to_start(
 def test_a_resolution_stamped_before_the_detection_still_ends_after_it() -> None:
     early = routed(status="resolved", resolved_at=1_700_000_000_000)  # detected at ...500
     assert to_alertmanager(early, 3600, now_ms=0)["endsAt"] == "2023-11-14T22:13:20.501+00:00"
+
+
+def test_every_router_metric_is_documented() -> None:
+    registry = CollectorRegistry()
+    RouteMetrics(registry)
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    for family in registry.collect():
+        exported = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{exported}`" in docs, exported
