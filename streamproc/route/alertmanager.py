@@ -14,6 +14,7 @@ notifications), and is retried while none did.
 
 from __future__ import annotations
 
+import base64
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -80,15 +81,21 @@ def to_alertmanager(
     }
 
 
+def basic_auth(username: str, password: str) -> str:
+    """RFC 7617 credentials (aiohttp's BasicAuth is deprecated for this)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 def auth_headers(settings: RouteSettings) -> dict[str, str]:
     """The Authorization header for the configured auth (unwrapped here, never logged)."""
     if settings.alertmanager_bearer_token is not None:
         return {"Authorization": f"Bearer {settings.alertmanager_bearer_token.get_secret_value()}"}
     if settings.alertmanager_username and settings.alertmanager_password is not None:
-        basic = aiohttp.BasicAuth(
-            settings.alertmanager_username, settings.alertmanager_password.get_secret_value()
-        )
-        return {"Authorization": basic.encode()}
+        return {
+            "Authorization": basic_auth(
+                settings.alertmanager_username, settings.alertmanager_password.get_secret_value()
+            )
+        }
     return {}
 
 

@@ -118,6 +118,8 @@ class RouteSettings(BaseModel):
             raise ValueError(
                 "alertmanager_bearer_token and alertmanager_username/password exclude each other"
             )
+        if self.alertmanager_username and ":" in self.alertmanager_username:
+            raise ValueError("alertmanager_username must not contain ':' (basic auth, RFC 7617)")
         if bool(self.alertmanager_username) != bool(self.alertmanager_password):
             raise ValueError("alertmanager_username and alertmanager_password go together")
         if self.webhook_url and not self.webhook_secret:
