@@ -88,9 +88,14 @@ async def test_a_model_alert_replaces_the_stream_alerts_it_covers(
 ) -> None:
     alerts, dead = await topic_factory(), await topic_factory()
     producer = await producer_factory()
-    members = [{"kind": "value", "name": "amount"}, {"kind": "value", "name": "age"}]
-    model = alert("r-1", name="m", members=members)
+    # The rollup contract (docs/alerts.md#model-rollup): members name stream and alert id.
+    members = [
+        {"stream": {"model": "m", "kind": "value", "name": name}, "alert_id": alert_id}
+        for name, alert_id in (("amount", "a-1"), ("age", "a-2"))
+    ]
+    model = alert("r-1", name="model", members=members)
     model["stream"]["kind"] = "model"
+    model["detector"] = {"type": "rollup", "params": {}}
     for body in (alert("a-1"), alert("a-2", name="age"), alert("a-3", name="zip"), model):
         await producer.send_and_wait(alerts, encode(body), key=b"m")
     async with (
