@@ -1,11 +1,11 @@
 """The router: alerts topic in, sinks out, offsets committed only behind what is delivered.
 
 One task reads the topic (its own consumer group, ``route.group_id``) into the
-:class:`~streamproc.route.grouping.Grouper`; one task delivers what the grouper
-releases, one message at a time in release order, to every sink in turn
-(:func:`~streamproc.route.delivery.deliver` retries while a sink is down). A
-message is *done* once every sink accepted it, refused it (then it is
-dead-lettered) or it was suppressed by a model alert; the committed offset of a
+:class:`~streamproc.route.grouping.Grouper`; one task per sink delivers what
+the grouper releases, one message at a time in release order
+(:func:`~streamproc.route.delivery.deliver` retries while the sink is down, and
+only that sink waits). A message is *done* once every sink accepted it, refused
+it (then it is dead-lettered) or it was suppressed by a model alert; the committed offset of a
 partition is its lowest offset not yet done. After a crash the uncommitted
 messages are read again and re-sent under the same delivery ids: at least
 once, never lost. Within one run a delivery id a sink accepted is never sent
@@ -137,23 +137,34 @@ class Router:
         self._backoff = Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
         self._grouper: Grouper[Envelope] = Grouper(settings.group_delay_seconds)
         self._offsets = Offsets()
-        self._ready: asyncio.Queue[Envelope] = asyncio.Queue()
+        # One queue and task per sink, so a sink that is down holds back only itself;
+        # the unroutable go to the dead-letter topic through a queue of their own.
+        self._queues: dict[str, asyncio.Queue[Envelope]] = {s.name: asyncio.Queue() for s in sinks}
+        self._unroutable: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._remaining: dict[tuple[TopicPartition, int], int] = {}
         self._sent: dict[str, OrderedDict[str, None]] = {s.name: OrderedDict() for s in sinks}
         self._paused = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route until ``stop`` is set; then commit what was delivered."""
-        delivering = asyncio.create_task(self._deliver_forever(), name="route-deliver")
+        tasks = [
+            asyncio.create_task(self._sink_forever(sink), name=f"route-{sink.name}")
+            for sink in self._sinks
+        ]
+        tasks.append(asyncio.create_task(self._unroutable_forever(), name="route-unroutable"))
         try:
-            while not stop.is_set() and not delivering.done():
+            while not stop.is_set() and not any(task.done() for task in tasks):
                 await self._read_once()
                 await self._commit()
-            if delivering.done():
-                delivering.result()  # a bug in delivery surfaces here
+            for task in tasks:
+                if task.done():
+                    task.result()  # a failure (Kafka down for dead letters, a bug) surfaces here
         finally:
-            delivering.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivering
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._commit()
 
     async def _read_once(self) -> None:
@@ -163,19 +174,38 @@ class Router:
             for record in records:
                 self._accept(envelope(record), now)
         for item in self._grouper.release(self._clock()):
-            self._ready.put_nowait(item)
+            self._dispatch(item)
         self._metrics.pending.set(len(self._offsets))
         self._pace()
 
     def _accept(self, item: Envelope, now: float) -> None:
         self._offsets.read(item.tp, item.offset)
         if item.alert is None:
-            self._ready.put_nowait(item)
+            self._dispatch(item)
             return
         for dropped in self._grouper.add(item, item.alert, now):
-            self._metrics.suppressed.inc()
-            log.info("alert %s suppressed: a model alert covers it", dropped.offset)
+            if dropped.alert is not None and not dropped.alert.is_model_alert:
+                self._metrics.suppressed.inc()
+                log.info("alert %s not delivered: a model alert covers it", dropped.alert.alert_id)
             self._offsets.done(dropped.tp, dropped.offset)
+
+    def _dispatch(self, item: Envelope) -> None:
+        """Hand a released message to every sink (or to the dead letters)."""
+        queues = list(self._queues.values()) if item.alert is not None else [self._unroutable]
+        if not queues:
+            self._offsets.done(item.tp, item.offset)
+            return
+        self._remaining[(item.tp, item.offset)] = len(queues)
+        for queue in queues:
+            queue.put_nowait(item)
+
+    def _finished(self, item: Envelope) -> None:
+        """One sink is done with ``item``; once all are, its offset may be committed."""
+        key = (item.tp, item.offset)
+        self._remaining[key] -= 1
+        if self._remaining[key] == 0:
+            del self._remaining[key]
+            self._offsets.done(item.tp, item.offset)
 
     def _pace(self) -> None:
         """Pause reading while too much is pending; resume once half of it is done."""
@@ -198,32 +228,37 @@ class Router:
             await self._consumer.commit(owned)
         self._offsets.committed(offsets)
 
-    async def _deliver_forever(self) -> None:
+    async def _sink_forever(self, sink: Sink) -> None:
+        queue = self._queues[sink.name]
         while True:
-            item = await self._ready.get()
-            await self._deliver(item)
-            self._offsets.done(item.tp, item.offset)
+            item = await queue.get()
+            await self._deliver(sink, item)
+            self._finished(item)
 
-    async def _deliver(self, item: Envelope) -> None:
-        if item.alert is None:
+    async def _unroutable_forever(self) -> None:
+        while True:
+            item = await self._unroutable.get()
+            log.warning("message %s@%d is not an alert: %s", item.topic, item.offset, item.problem)
             await self._dead_letters.send(item, "unroutable_alert", item.problem, "")
             self._metrics.dead_lettered.labels("").inc()
-            return
+            self._finished(item)
+
+    async def _deliver(self, sink: Sink, item: Envelope) -> None:
         alert = item.alert
-        for sink in self._sinks:
-            sent = self._sent[sink.name]
-            if alert.delivery_id in sent:
-                self._metrics.duplicates.labels(sink.name).inc()
-                continue
-            outcome = await deliver(sink, alert, self._backoff, self._metrics, self._sleep)
-            if isinstance(outcome, Rejected):
-                message = f"{sink.name} answered {outcome.status}: {outcome.response}"
-                log.warning("alert %s dead-lettered: %s", alert.alert_id, one_line(message))
-                await self._dead_letters.send(item, "sink_rejected", message, sink.name)
-                self._metrics.dead_lettered.labels(sink.name).inc()
-            sent[alert.delivery_id] = None
-            while len(sent) > SENT_MEMORY:
-                sent.popitem(last=False)
+        assert alert is not None  # the unroutable never reach a sink's queue
+        sent = self._sent[sink.name]
+        if alert.delivery_id in sent:
+            self._metrics.duplicates.labels(sink.name).inc()
+            return
+        outcome = await deliver(sink, alert, self._backoff, self._metrics, self._sleep)
+        if isinstance(outcome, Rejected):
+            message = f"{sink.name} answered {outcome.status}: {outcome.response}"
+            log.warning("alert %s dead-lettered: %s", alert.alert_id, one_line(message))
+            await self._dead_letters.send(item, "sink_rejected", message, sink.name)
+            self._metrics.dead_lettered.labels(sink.name).inc()
+        sent[alert.delivery_id] = None
+        while len(sent) > SENT_MEMORY:
+            sent.popitem(last=False)
 
 
 class DeadLetters:

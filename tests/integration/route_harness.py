@@ -118,6 +118,10 @@ class Receiver:
     bad_signatures: int = 0
     url: str = ""
 
+    async def handle_alertmanager(self, request: web.Request) -> web.Response:
+        self.received.append(("", await request.read()))
+        return web.Response(status=200)
+
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
         body = await request.read()
@@ -135,6 +139,7 @@ async def receiver(*statuses: int) -> AsyncIterator[Receiver]:
     state = Receiver(list(statuses))
     app = web.Application()
     app.router.add_post("/hook", state.handle)
+    app.router.add_post("/api/v2/alerts", state.handle_alertmanager)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -141,3 +141,38 @@ async def test_delivered_offsets_are_committed(
     consumer = await consumer_factory(group_id=f"{alerts}-router")
     assert await consumer.committed(TopicPartition(alerts, 0)) == 3
     assert len({delivery for delivery, _ in hook.received}) == 3
+
+
+async def test_a_sink_that_is_down_holds_back_only_itself(
+    kafka: LocalKafka,
+    topic_factory: TopicFactory,
+    producer_factory: ProducerFactory,
+    consumer_factory: ConsumerFactory,
+) -> None:
+    alerts, dead = await topic_factory(), await topic_factory()
+    producer = await producer_factory()
+    body = encode(alert("a-1"))
+    await producer.send_and_wait(alerts, body, key=b"m")
+    group = f"{alerts}-router"
+    async with (
+        receiver(*[503] * 100_000) as hook,
+        receiver() as am,  # stands in for Alertmanager: it only needs the POST answered
+        running_router(
+            kafka,
+            alerts,
+            dead,
+            webhook_url=hook.url,
+            webhook_secret=SECRET,
+            alertmanager_urls=am.url.removesuffix("/hook"),
+            group_delay_seconds="0",
+            group_id=group,
+        ) as router,
+    ):
+        await until(lambda: router.count("delivered", "alertmanager") == 1, what="alertmanager")
+        await until(lambda: router.count("failed", "webhook") >= 2, what="webhook failing")
+        observer = await consumer_factory(group_id=group)
+        assert await observer.committed(TopicPartition(alerts, 0)) in (None, 0)  # not done
+        hook.statuses.clear()  # the webhook is back
+        await until(lambda: router.count("delivered", "webhook") == 1, what="webhook delivered")
+    assert await observer.committed(TopicPartition(alerts, 0)) == 1
+    assert [b for _, b in hook.received] == [body]
