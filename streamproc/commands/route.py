@@ -54,6 +54,11 @@ def _run(args: argparse.Namespace) -> int:
             "route: no sink configured: set route.alertmanager_urls (STREAMPROC_ROUTE_"
             "ALERTMANAGER_URLS) or route.webhook_url (STREAMPROC_ROUTE_WEBHOOK_URL)"
         )
+    if settings.route.group_id == settings.kafka.group_id:
+        raise ConfigError(
+            f"route.group_id {settings.route.group_id!r} is the workers' kafka.group_id: the "
+            "router needs a consumer group of its own (STREAMPROC_ROUTE_GROUP_ID)"
+        )
     setup_logging(settings.log)
     port = settings.metrics.port if args.metrics_port is None else args.metrics_port
     registry = CollectorRegistry()

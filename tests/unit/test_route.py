@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from streamproc.cli import main
@@ -24,6 +25,7 @@ from streamproc.route.delivery import (
 from streamproc.route.grouping import Grouper
 from streamproc.route.messages import RoutedAlert, Unroutable, parse
 from streamproc.route.metrics import RouteMetrics
+from streamproc.route.router import Offsets
 from streamproc.route.webhook import signature, verify
 from streamproc.settings import env_names, load_settings
 
@@ -313,3 +315,29 @@ def test_every_router_metric_is_documented() -> None:
     for family in registry.collect():
         exported = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{exported}`" in docs, exported
+
+
+def test_route_refuses_the_workers_consumer_group(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in env_names():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STREAMPROC_ROUTE_ALERTMANAGER_URLS", "http://am:9093")
+    monkeypatch.setenv("STREAMPROC_ROUTE_GROUP_ID", "streamproc")
+    assert main(["route"]) == 2
+    assert "route.group_id" in capsys.readouterr().err
+
+
+def test_offsets_commit_the_lowest_offset_not_done() -> None:
+    tp = TopicPartition("alerts", 0)
+    offsets = Offsets()
+    for n in range(3):
+        offsets.read(tp, n)
+    offsets.done(tp, 1)
+    assert offsets.committable() == {tp: 0}
+    offsets.committed({tp: 0})
+    assert offsets.committable() == {}
+    offsets.done(tp, 0)
+    assert offsets.committable() == {tp: 2}
+    offsets.done(tp, 2)
+    assert offsets.committable() == {tp: 3} and len(offsets) == 0
