@@ -113,6 +113,8 @@ def compose_router_problems(compose: dict[str, Any], project_dir: Path) -> Probl
     hosts = {url_host(url) for url in settings.route.alertmanager_url_list}
     if hosts != {"alertmanager"}:
         problems.append(f"router: route.alertmanager_urls reach {sorted(hosts)}, not alertmanager")
+    if str(settings.metrics.port) not in [str(p) for p in router.get("expose", [])]:
+        problems.append(f"router: metrics port {settings.metrics.port} is not exposed")
     if "alertmanager" not in (router.get("depends_on") or {}):
         problems.append("router: does not wait for alertmanager")
     args = [str(a) for a in alertmanager.get("command", [])]
