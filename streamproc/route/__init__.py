@@ -5,5 +5,6 @@ The worker only publishes alerts; paging is this separate consumer's job
 detection. Modules: :mod:`.settings` (the ``route`` section), :mod:`.messages`
 (what is read from the topic), :mod:`.grouping` (holding stream alerts a model
 alert may cover), :mod:`.alertmanager` and :mod:`.webhook` (the sinks),
-:mod:`.delivery` (retries and dead letters), :mod:`.router` (the consumer).
+:mod:`.delivery` (retries), :mod:`.router` (the consumer, offsets, dead letters),
+:mod:`.metrics` (its counters).
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,7 +112,7 @@ class AlertmanagerSink:
         headers: dict[str, str],
         timeout: float,
         ttl_seconds: float,
-        now_ms: Any = None,
+        now_ms: Callable[[], int] | None = None,
     ) -> None:
         self._session = session
         self._urls = tuple(f"{url.rstrip('/')}/api/v2/alerts" for url in urls)
