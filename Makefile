@@ -43,13 +43,16 @@ integration: tools $(STAMP)
 test: tools lint typecheck layers unit integration
 
 # Debian packages the tests use: prometheus (promtool checks deploy/prometheus, a real
-# server scrapes the worker) and kcat (interop). CI runs as root on a fresh machine.
-# No recommends: that would add prometheus-node-exporter. Where systemd runs, the package
-# starts a system Prometheus on :9090; the tests use their own on free ports.
+# server scrapes the worker), kcat (interop) and prometheus-alertmanager (amtool checks
+# deploy/alertmanager, a real Alertmanager receives `streamproc route`'s alerts). CI runs
+# as root on a fresh machine. No recommends: that would add prometheus-node-exporter.
+# Where systemd runs, the packages start a system Prometheus on :9090 and Alertmanager on
+# :9093; the tests use their own on free ports.
 APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 tools:
 	command -v promtool >/dev/null || ($(APT_INSTALL) prometheus)
 	command -v kcat >/dev/null || ($(APT_INSTALL) kcat)
+	command -v amtool >/dev/null || ($(APT_INSTALL) prometheus-alertmanager)
 
 run: $(STAMP)
 	$(BIN)/streamproc run-local

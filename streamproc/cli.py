@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "streamproc.commands.demo",
     "streamproc.commands.alerts",
     "streamproc.commands.run_local",
+    "streamproc.commands.route",
 )
 
 

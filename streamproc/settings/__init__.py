@@ -63,6 +63,7 @@ from streamproc.settings.arrival import (
 from streamproc.settings.categories import CategorySettings
 from streamproc.settings.frozen import Frozen
 from streamproc.settings.labels import LabelSettings
+from streamproc.settings.route import RouteSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -392,6 +393,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    route: RouteSettings = Field(default_factory=RouteSettings)
 
     @model_validator(mode="after")
     def _check_topics_apart(self) -> Settings:

@@ -27,7 +27,7 @@ KAFKA_POM = ROOT / "streamproc" / "dev" / "pom.xml"
 KUBERNETES_VERSION = "1.31"
 STREAMPROC_IMAGE = "streamproc"
 # Subcommands that serve /healthz (and so can use the image's HEALTHCHECK).
-HTTP_SUBCOMMANDS = {"worker"}
+HTTP_SUBCOMMANDS = {"worker", "route"}
 # Files in deploy/k8s that kustomize must not apply.
 K8S_NOT_APPLIED = {"kustomization.yaml", "secret.example.yaml"}
 

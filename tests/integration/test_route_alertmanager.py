@@ -1,0 +1,105 @@
+"""``streamproc route`` against a real Alertmanager: labels, an outage, resolution."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from streamproc.dev.localkafka import LocalKafka
+from streamproc.route.alertmanager import rfc3339
+from tests.integration.alertmanager_fixtures import (  # noqa: F401 (a fixture)
+    AlertmanagerFactory,
+    AlertmanagerServer,
+    alertmanager_factory,
+)
+from tests.integration.conftest import ProducerFactory, TopicFactory
+from tests.integration.route_harness import (
+    alert,
+    encode,
+    notifications,
+    running_router,
+    until,
+)
+
+OUTAGE_SECONDS = 20.0
+
+
+def by_id(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {a["annotations"]["alert_id"]: a for a in alerts}
+
+
+def holds(am: AlertmanagerServer, ids: set[str]) -> bool:
+    return ids <= set(by_id(am.alerts()))
+
+
+async def test_alerts_reach_alertmanager_through_an_outage_and_resolve(
+    kafka: LocalKafka,
+    topic_factory: TopicFactory,
+    producer_factory: ProducerFactory,
+    alertmanager_factory: AlertmanagerFactory,  # noqa: F811
+) -> None:
+    alerts_topic, dead = await topic_factory(2), await topic_factory()
+    producer = await producer_factory()
+    before = [alert(f"before-{n}", model=f"m{n}", name="amount") for n in range(3)]
+    during = [alert(f"during-{n}", model=f"m{n}", name="age") for n in range(4)]
+    async with contextlib.AsyncExitStack() as stack:
+        notified = await stack.enter_async_context(notifications())
+        am = alertmanager_factory(notified.url)
+        router = await stack.enter_async_context(
+            running_router(
+                kafka, alerts_topic, dead, alertmanager_urls=am.url, group_delay_seconds="0"
+            )
+        )
+        for body in before:
+            await producer.send_and_wait(alerts_topic, encode(body), key=body["model"].encode())
+        await until(lambda: holds(am, {b["alert_id"] for b in before}), what="first alerts")
+        first = by_id(am.alerts())["before-0"]
+        assert first["labels"] == {
+            "alertname": "StreamprocDrift",
+            "model": "m0",
+            "stream_kind": "value",
+            "stream": "amount",
+            "detector": "adwin",
+            "severity": "critical",
+        }
+        assert first["annotations"]["summary"].startswith("[CRITICAL] model=m0 value:amount")
+        assert first["startsAt"].startswith(rfc3339(before[0]["detected_at"])[:23])
+
+        # Alertmanager down for 20 s while alerts arrive: the router retries.
+        am.stop()
+        down_since = time.monotonic()
+        for body in during:
+            await producer.send_and_wait(alerts_topic, encode(body), key=body["model"].encode())
+        await until(lambda: router.count("failed", "alertmanager") >= 1, what="a failed attempt")
+        await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_since)))
+        assert router.count("delivered", "alertmanager") == len(before)
+        assert am.start(), f"Alertmanager did not restart; see {am.log}"
+
+        during_ids = {b["alert_id"] for b in during}
+        await until(lambda: holds(am, during_ids), what="alerts sent during the outage")
+        await until(lambda: router.count("delivered", "alertmanager") == 7, what="all delivered")
+        # The restarted Alertmanager received each alert of the outage exactly once.
+        received = am.metric("alertmanager_alerts_received_total", status="firing")
+        assert received == len(during)
+        assert router.count("dead_lettered", "alertmanager") == 0
+
+        # A resolved message (same alert_id, status resolved) sets endsAt: Alertmanager ends
+        # the alert and notifies its resolution with that time.
+        resolved_at = int(time.time() * 1000) - 1000
+        resolution = {**during[0], "status": "resolved", "resolved_at": resolved_at}
+        await producer.send_and_wait(alerts_topic, encode(resolution), key=b"m0")
+
+        def resolved() -> list[dict[str, Any]]:
+            return [
+                a
+                for a in notified.alerts
+                if a["annotations"]["alert_id"] == "during-0" and a["status"] == "resolved"
+            ]
+
+        await until(lambda: bool(resolved()), what="the resolution notified")
+        assert resolved()[0]["endsAt"].startswith(rfc3339(resolved_at)[:23])
+        assert "during-0" not in by_id(am.alerts())
+        assert by_id(am.alerts())["during-1"]["status"]["state"] == "active"
+        assert router.count("delivered", "alertmanager") == 8
