@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from streamproc.localkafka import LocalKafka
 
 from streamproc.commands.route import route
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.health import Health
 from streamproc.route.metrics import RouteMetrics
 from streamproc.route.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, verify

@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from streamproc.localkafka import LocalKafka
 
+from streamproc.dev.localkafka import LocalKafka
 from streamproc.events import EventKind
 from streamproc.topics import ensure_topics
 from tests.integration.test_recovery import FAST_CHECKPOINTS, Events, finish
