@@ -10,15 +10,18 @@ continues exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc import state
+from streamproc import lifecycle, state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason, Rejection
+from streamproc.lifecycle import Episodes, Lifecycle
+from streamproc.rollup import Rollup
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamKind, StreamPolicy
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
@@ -93,7 +96,7 @@ class _Feature:
 
 
 class _Model:
-    __slots__ = ("arrival", "correctness", "errors", "features", "prediction", "seen")
+    __slots__ = ("arrival", "correctness", "episodes", "errors", "features", "prediction", "seen")
 
     def __init__(self) -> None:
         self.features: dict[str, _Feature] = {}
@@ -101,6 +104,8 @@ class _Model:
         self.errors: dict[str, Stream] = {}
         self.correctness: Stream | None = None
         self.arrival: ModelArrival | None = None
+        self.episodes: Episodes | None = None
+        """Its active alerts (docs/alerts.md, "Lifecycle"); None until its first alert."""
         self.seen: int | None = None
         """Clock time of its last event (event time in replay); None after a restore until
         the next event or idle check, which count from then (not persisted)."""
@@ -130,6 +135,8 @@ class Engine:
         if arrival is not None and arrival.enabled:
             self._arrival = ArrivalMonitor(arrival, arrival_clock)
         self._policies: dict[tuple[StreamKind, tuple[int, ...]], StreamPolicy] = {}
+        rollup = Rollup(settings.rollup) if settings.rollup.enabled else None
+        self._lifecycle = Lifecycle(settings.lifecycle, settings.cooldown_events, rollup)
 
     def process(self, event: Event, now_ms: int, arrived_ms: int | None = None) -> Processed:
         """Feed one event; ``now_ms`` is the processing time stamped on alerts, ``arrived_ms``
@@ -148,9 +155,52 @@ class Engine:
         if isinstance(event, FeatureEvent):
             result = self._features(model, event, now_ms)
             if arrival is not None and result.rejection is None:
-                return self._arrived(arrival, model, event, now_ms, arrived_ms, result)
+                result = self._arrived(arrival, model, event, now_ms, arrived_ms, result)
+        else:
+            result = self._outcome(model, event, now_ms)
+        if (result.alerts or model.episodes is not None) and result.rejection is None:
+            return self._settle(model, event, now_ms, result)
+        return result
+
+    def _settle(self, model: _Model, event: Event, now_ms: int, result: Processed) -> Processed:
+        """The lifecycle and rollup of a model with alerts, new or active (docs/alerts.md)."""
+        episodes = model.episodes
+        if episodes is None:
+            episodes = model.episodes = Episodes()
+        if isinstance(event, FeatureEvent):
+            episodes.events += 1
+        messages = self._lifecycle.settle(
+            episodes,
+            result.alerts,
+            (event.id, event.ts),
+            now_ms,
+            functools.partial(_stream_of, model),
+            functools.partial(_stream_count, model),
+        )
+        if len(messages) == len(result.alerts):
             return result
-        return self._outcome(model, event, now_ms)
+        return Processed(messages, None, result.updates)
+
+    def _settle_tick(self, alerts: list[Alert], now_ms: int) -> list[Alert]:
+        """Silence alerts from a tick, registered as active (their model's ``recovered``
+        resolves them)."""
+        out: list[Alert] = []
+        for alert in alerts:
+            model = self._models.get(alert.model)
+            if model is None:
+                out.append(alert)
+                continue
+            if model.episodes is None:
+                model.episodes = Episodes()
+            out += self._lifecycle.settle(
+                model.episodes,
+                (alert,),
+                None,
+                now_ms,
+                functools.partial(_stream_of, model),
+                functools.partial(_stream_count, model),
+            )
+        return out
 
     def _arrived(  # noqa: PLR0917  (the hot path: no keyword packing per event)
         self,
@@ -177,7 +227,8 @@ class Engine:
         if arrival is None:
             return []
         models = ((n, m.arrival) for n, m in self._models.items() if m.arrival is not None)
-        return arrival.tick(models, now_ms, failed)
+        alerts = arrival.tick(models, now_ms, failed)
+        return self._settle_tick(alerts, now_ms) if alerts else alerts
 
     def evict_idle(self, now_ms: int) -> Evicted:
         """Forget the models that sent nothing for ``limits.model_idle_seconds`` (clock time
@@ -302,6 +353,17 @@ class Engine:
     def models(self) -> list[str]:
         return list(self._models)
 
+    def drifting(self) -> dict[str, int]:
+        """Streams in drift (an active drift alert) per model that has any, for the gauge."""
+        counts = {}
+        for name, model in self._models.items():
+            episodes = model.episodes
+            if episodes is not None and episodes.active:
+                n = episodes.drifting()
+                if n:
+                    counts[name] = n
+        return counts
+
     def stream_counts(self) -> dict[StreamKind, int]:
         """Streams tracked, by kind (for the streams gauge)."""
         counts = dict.fromkeys(StreamKind, 0)
@@ -368,9 +430,9 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        # A fifth item is arrival state; snapshots from before it restore without it.
-        if type(encoded) is not list or len(encoded) not in (4, 5):
-            raise StateError(f"{where}: expected a list of 4 or 5 items")
+        # A fifth item is arrival state, a sixth the lifecycle's; older snapshots lack them.
+        if type(encoded) is not list or len(encoded) not in (4, 5, 6):
+            raise StateError(f"{where}: expected a list of 4 to 6 items")
         features, prediction, errors, correctness, *arrival = encoded
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
@@ -389,6 +451,13 @@ class Engine:
             )
         if arrival and arrival[0] is not None and self._arrival is not None:
             model.arrival = self._arrival.restore(name, arrival[0])
+        if len(arrival) == 2 and arrival[1] is not None:
+            model.episodes = lifecycle.decode(
+                name,
+                arrival[1],
+                functools.partial(_stream_of, model),
+                _stream_count(model) + _ARRIVAL_ENTRIES,
+            )
         return model
 
     def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
@@ -428,4 +497,41 @@ def _encode_model(model: _Model) -> list[Any]:
     ]
     if model.arrival is not None:
         encoded.append(model.arrival.to_state())
+    if model.episodes is not None:
+        if model.arrival is None:
+            encoded.append(None)
+        encoded.append(lifecycle.encode(model.episodes))
     return encoded
+
+
+_ARRIVAL_ENTRIES = 3
+"""Active entries a model may hold besides its streams': arrival, rate, freshness."""
+
+
+def _stream_of(model: _Model, sid: StreamId) -> Stream | None:
+    """The model's stream of an alert's stream id (None when it has none)."""
+    kind = sid.kind
+    if kind is StreamKind.VALUE or kind is StreamKind.MISSING_RATE:
+        feature = model.features.get(sid.name)
+        if feature is None:
+            return None
+        return feature.value if kind is StreamKind.VALUE else feature.missing
+    if kind is StreamKind.PREDICTION:
+        return model.prediction
+    if kind is StreamKind.ERROR:
+        return model.errors.get(sid.name)
+    if kind is StreamKind.CORRECTNESS:
+        return model.correctness
+    return None
+
+
+def _stream_count(model: _Model) -> int:
+    """Streams the model has (for the rollup's share rule)."""
+    values = sum(1 for f in model.features.values() if f.value is not None)
+    return (
+        len(model.features)
+        + values
+        + (model.prediction is not None)
+        + len(model.errors)
+        + (model.correctness is not None)
+    )

@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from streamproc.alert_settings import LifecycleSettings, RollupSettings
 from streamproc.config_file import read_yaml
 from streamproc.errors import ConfigError
 
@@ -97,6 +98,8 @@ class StreamKind(StrEnum):
     """A model's feature events per event-time bucket."""
     FRESHNESS = "freshness"
     """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
+    MODEL = "model"
+    """A model's rollup: several of its streams drifted together (docs/alerts.md)."""
 
 
 DetectorType = Literal["adwin", "page_hinkley", "kswin", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
@@ -225,6 +228,14 @@ class EngineSettings(_Frozen):
     )
     overrides: tuple[Override, ...] = Field(
         default_factory=tuple, description="Applied in order; later matches win."
+    )
+    lifecycle: LifecycleSettings = Field(
+        default_factory=LifecycleSettings,
+        description="When alerts resolve: {enabled, stable_events} (docs/alerts.md).",
+    )
+    rollup: RollupSettings = Field(
+        default_factory=RollupSettings,
+        description="Model rollup alerts: {enabled, min_streams, min_share, window_events}.",
     )
 
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
@@ -603,7 +614,10 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 
 def _is_scalar(annotation: Any) -> bool:
     text = str(annotation)
-    return not any(s in text for s in ("tuple", "dict", "DetectorDefaults"))
+    return not any(
+        s in text
+        for s in ("tuple", "dict", "DetectorDefaults", "LifecycleSettings", "RollupSettings")
+    )
 
 
 def env_names() -> dict[str, tuple[str, str]]:

@@ -96,7 +96,7 @@ CORRUPTIONS = [
     (("m0", 0, "c", 2, "x"), "3", "category count"),
     (("m0", 0, "c", 2, "x"), -3, "category count"),
     (("m0", 2), {**get(("m0", 2)), "bogus": get(("m0", 2, "error"))}, "unknown error stream"),
-    (("m0",), {"features": {}}, "expected a list of 4 or 5 items"),
+    (("m0",), {"features": {}}, "expected a list of 4 to 6 items"),
     ((*ARRIVAL, 1), "17", "arrival state: events"),
     ((*ARRIVAL, 2, 0), "1764", "silence state: last_ms"),
     ((*ARRIVAL, 2, 6), 0, "silence state: silent"),
