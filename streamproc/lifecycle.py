@@ -321,7 +321,7 @@ def _well_typed(alert: Alert) -> bool:
         and (alert.event_id is None or type(alert.event_id) is str)
         and type(alert.detector) is dict
         and alert.change.direction in ("up", "down", "none")
-        and (window is None or type(window) is int)
+        and (window is None or type(window) in (int, float))
         and type(alert.schema_version) is int
         and (alert.members is None or type(alert.members) is tuple)
     )
