@@ -27,7 +27,12 @@ class Drift:
 
 SCHEDULE: tuple[Drift, ...] = (
     Drift(20.0, "fraud-v3", "feature 'amount' mean shifts up by 2 standard deviations"),
-    Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
+    Drift(
+        30.0,
+        "churn-v1",
+        "an upstream change: 'tenure' goes missing in 25% of events (was 1%), "
+        "'monthly_charges' and 'support_calls' shift up (one model rollup alert)",
+    ),
     Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
     Drift(50.0, "search-v1", "stops sending (a silence alert once its silence window passes)"),
     Drift(60.0, "reco-v2", "sends half as many events (a rate alert within a few buckets)"),
@@ -122,8 +127,8 @@ def _features(rng: random.Random, model: str, t: float, eid: str, ts: int) -> di
         missing = rng.random() < (0.25 if drifted else 0.01)
         features = {
             "tenure": None if missing else rng.randint(1, 72),
-            "monthly_charges": round(rng.gauss(70.0, 20.0), 2),
-            "support_calls": rng.randint(0, 6),
+            "monthly_charges": round(rng.gauss(70.0 + (50.0 if drifted else 0.0), 20.0), 2),
+            "support_calls": rng.randint(0, 6) + (4 if drifted else 0),
         }
         prediction = round(rng.random(), 4)
     else:

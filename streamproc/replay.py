@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from streamproc.alerts import Alert
+from streamproc.alerts import Alert, Status
 from streamproc.engine import Engine
 from streamproc.events import Event, Rejection, decode
 from streamproc.logs import one_line
@@ -29,6 +29,8 @@ class Summary:
     rejections: Counter[str] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Alerts by (model, stream kind)."""
+    resolved: int = 0
+    """Resolved messages (docs/alerts.md, Lifecycle): not counted as alerts."""
 
     def render(self) -> str:
         out = [
@@ -42,6 +44,7 @@ class Summary:
         out += [
             f"  {one_line(model)} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())
         ]
+        out.append(f"resolved: {self.resolved}")
         return "\n".join(out)
 
 
@@ -123,7 +126,10 @@ class _Ticks:
 
 
 def _alert(summary: Summary, alert: Alert, on_alert: OnAlert) -> None:
-    summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
+    if alert.status is Status.RESOLVED:
+        summary.resolved += 1
+    else:
+        summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
     on_alert(alert)
 
 

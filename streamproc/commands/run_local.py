@@ -65,13 +65,13 @@ def _child_env(bootstrap: str, workdir: Path) -> dict[str, str]:
 
 
 def _spawn(
-    args: list[str], env: Mapping[str, str], out: IO[bytes] | int
+    args: list[str], env: Mapping[str, str], out: IO[bytes] | int, err: IO[bytes] | int
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "streamproc", *args],
         env=dict(env),
         stdout=out,
-        stderr=subprocess.STDOUT,
+        stderr=err,
         start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
         preexec_fn=parent_death_signal(),  # noqa: PLW1509  (and they die if we are killed)
     )
@@ -122,9 +122,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         env = _child_env(kafka.bootstrap_servers, workdir)
         with (workdir / "worker.log").open("wb") as worker_log:
-            worker = _spawn(["worker"], env, worker_log)
-            demo = _spawn(["demo", "--rate", str(args.rate)], env, sys.stdout.buffer.fileno())
-            alerts = _spawn(["alerts", "--follow"], env, sys.stdout.buffer.fileno())
+            # The screen shows the demo's lines and the alerts (stdout); what clients log on
+            # stderr (aiokafka's warnings while a fresh broker elects leaders) goes to the log.
+            screen = sys.stdout.buffer.fileno()
+            worker = _spawn(["worker"], env, worker_log, subprocess.STDOUT)
+            demo = _spawn(["demo", "--rate", str(args.rate)], env, screen, worker_log)
+            alerts = _spawn(["alerts", "--follow"], env, screen, worker_log)
             children = {"worker": worker, "demo": demo, "alerts": alerts}
             try:
                 reason = _wait(children, args.duration)
