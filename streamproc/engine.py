@@ -158,7 +158,9 @@ class Engine:
                 result = self._arrived(arrival, model, event, now_ms, arrived_ms, result)
         else:
             result = self._outcome(model, event, now_ms)
-        if (result.alerts or model.episodes is not None) and result.rejection is None:
+        if model.episodes is None and not result.alerts:
+            return result  # the common case: no alert now, none active
+        if result.rejection is None:
             return self._settle(model, event, now_ms, result)
         return result
 
@@ -169,6 +171,8 @@ class Engine:
             episodes = model.episodes = Episodes()
         if isinstance(event, FeatureEvent):
             episodes.events += 1
+        if not result.alerts and not self._lifecycle.due(episodes):
+            return result  # alerts active, none over: no allocation
         messages = self._lifecycle.settle(
             episodes,
             result.alerts,

@@ -157,6 +157,18 @@ class Lifecycle:
             rollup.update(episodes, alerts, ended, event, now_ms, streams, out)
         return out if self._publish else [a for a in out if a.status is Status.FIRING]
 
+    @staticmethod
+    def due(episodes: Episodes) -> bool:
+        """Whether an active alert's span is complete now: O(active alerts), no allocation."""
+        events = episodes.events
+        for entry in episodes.active.values():
+            span = entry.span
+            if span != NEVER:
+                stream = entry.stream
+                if (events if stream is None else stream.n) - entry.since >= span:
+                    return True
+        return False
+
     def _register(
         self, episodes: Episodes, alerts: Sequence[Alert], stream_of: StreamOf, out: list[Alert]
     ) -> None:
