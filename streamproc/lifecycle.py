@@ -149,7 +149,7 @@ class Lifecycle:
         out = list(alerts)
         ended: list[Key] = []
         if alerts:
-            self._register(episodes, alerts, stream_of, out)
+            self._register(episodes, alerts, now_ms, stream_of, out)
         if episodes.active:
             self._expire(episodes, now_ms, out, ended)
         rollup = self.rollup
@@ -170,9 +170,13 @@ class Lifecycle:
         return False
 
     def _register(
-        self, episodes: Episodes, alerts: Sequence[Alert], stream_of: StreamOf, out: list[Alert]
+        self,
+        episodes: Episodes,
+        alerts: Sequence[Alert],
+        now_ms: int,
+        stream_of: StreamOf,
+        out: list[Alert],
     ) -> None:
-        now_ms = alerts[0].detected_at
         for key, group in _by_stream(alerts):
             kind = key[0]
             old = episodes.active.pop(key, None)

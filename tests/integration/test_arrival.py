@@ -135,6 +135,10 @@ async def test_a_model_that_stops_gets_one_silence_alert_and_one_recovered(
         assert recovered["change"]["direction"] == "up"  # type: ignore[index]
         assert recovered["severity"] == "info"
         assert recovered["alert_id"] != silence["alert_id"]
+        resolved = await next_arrival_alert(alerts, worker, 10.0)
+        assert resolved is not None, "the silence alert's resolution follows its recovered"
+        assert (resolved["status"], resolved["alert_id"]) == ("resolved", silence["alert_id"])
+        assert resolved["resolved_at"] == recovered["detected_at"]
         assert await next_arrival_alert(alerts, worker, WINDOW_S + MARGIN_S) is None
     assert worker.proc.poll() is None
 
