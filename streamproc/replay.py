@@ -40,11 +40,11 @@ class Summary:
             f"rejections: {sum(self.rejections.values())}",
         ]
         out += [f"  {reason}: {n}" for reason, n in sorted(self.rejections.items())]
+        out.append(f"resolved: {self.resolved}")
         out.append(f"alerts: {sum(self.alerts.values())}")
         out += [
             f"  {one_line(model)} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())
         ]
-        out.append(f"resolved: {self.resolved}")
         return "\n".join(out)
 
 
