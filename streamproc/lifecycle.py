@@ -36,8 +36,9 @@ NEVER = -1
 """The span of an entry that only a later alert ends (silence: its ``recovered``)."""
 MAX_MEMBERS = 64
 """Streams a model alert lists (the first to alert in its window)."""
-MAX_ALERTS_PER_ENTRY = 16
-"""Alerts one detection may raise (one per detector of the stream, when cooldown is 0)."""
+MAX_ALERTS_PER_ENTRY = 4
+"""Alerts a stream holds active (its re-fires since it became active; one per detector
+with cooldown 0): beyond, the oldest resolve, so checkpoints stay bounded."""
 _DRIFT_KINDS = frozenset(
     {
         StreamKind.VALUE,

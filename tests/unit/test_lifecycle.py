@@ -92,6 +92,19 @@ def test_a_detection_within_the_cooldown_neither_alerts_nor_restarts_the_span() 
     assert [(i, a.status) for i, a in messages] == [(5, Status.FIRING), (25, Status.RESOLVED)]
 
 
+def test_a_stream_holds_a_bounded_number_of_active_alerts() -> None:
+    spikes = {i: ("f0",) for i in range(5, 11)}  # cooldown 0: six alerts in a row
+    messages = feed(engine(cooldown=0, stable=3), rows(20, spikes))
+    fired = [a for _, a in messages if a.status is Status.FIRING]
+    done = [(i, a) for i, a in messages if a.status is Status.RESOLVED]
+    assert len(fired) == 6
+    assert [(i, a.alert_id) for i, a in done[:2]] == [
+        (9, fired[0].alert_id),
+        (10, fired[1].alert_id),
+    ]
+    assert [i for i, _ in done[2:]] == [13] * 4, "the four held resolve together"
+
+
 def test_the_default_span_is_twice_the_cooldown() -> None:
     messages = feed(engine(cooldown=7, stable=None), rows(40, {3: ("f0",)}))
     assert [i for i, _ in messages] == [3, 3 + 14]
