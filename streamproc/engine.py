@@ -50,7 +50,8 @@ class Evicted:
     models: list[str] = field(default_factory=list)
     """Their ids: the caller deletes their checkpoint records."""
     alerts: list[Alert] = field(default_factory=list)
-    """Final silence alerts of those not already reported silent."""
+    """Resolutions of their active alerts, then final silence alerts of those not already
+    reported silent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,8 @@ class Engine:
         alerts = []
         for name in idle:
             model = self._models.pop(name)
+            if model.episodes is not None and self._settings.lifecycle.enabled:
+                alerts += lifecycle.close(model.episodes, now_ms)
             if model.arrival is not None and self._arrival is not None:
                 alert = self._arrival.farewell(name, model.arrival, now_ms)
                 if alert is not None:

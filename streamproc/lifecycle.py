@@ -104,6 +104,23 @@ class Episodes:
         return sum(1 for a in self.active.values() if a.stream is not None)
 
 
+def close(episodes: Episodes, now_ms: int) -> list[Alert]:
+    """Resolve the active alerts of a model about to be forgotten (idle): nothing will
+    watch it afterwards, and an alert left firing would stay open in every sink. Its
+    silence stays firing: the model is silent, and gone (its farewell alert says so)."""
+    out = [
+        resolved(a, now_ms)
+        for key, entry in episodes.active.items()
+        if key[0] is not StreamKind.ARRIVAL
+        for a in entry.alerts
+    ]
+    if episodes.rollup is not None:
+        out.append(resolved(episodes.rollup.alert, now_ms))
+    episodes.active.clear()
+    episodes.rollup = None
+    return out
+
+
 def resolved(alert: Alert, now_ms: int) -> Alert:
     """The resolution of ``alert``: the same message, ``resolved`` at ``now_ms``."""
     return dataclasses.replace(alert, status=Status.RESOLVED, resolved_at=now_ms)

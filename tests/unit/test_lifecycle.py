@@ -219,6 +219,23 @@ def test_one_model_alert_per_episode_until_its_members_resolve() -> None:
     assert messages[0][1].alert_id != messages[2][1].alert_id
 
 
+def test_a_forgotten_model_resolves_its_active_alerts() -> None:
+    settings = EngineSettings(
+        standardize=False,
+        warmup=2,
+        cooldown_events=10,
+        rollup=RollupSettings(min_streams=2, min_share=None),
+    )
+    e = Engine(settings, Limits(model_idle_seconds=60), spike_factory)
+    fired = [a for _, a in feed(e, rows(8, {5: ("f0", "f1")}, features=2))]
+    evicted = e.evict_idle(NOW + 61_000)
+    assert evicted.models == ["m"]
+    assert [(a.alert_id, a.status) for a in evicted.alerts] == [
+        (a.alert_id, Status.RESOLVED) for a in fired
+    ]
+    assert {a.resolved_at for a in evicted.alerts} == {NOW + 61_000}
+
+
 def test_the_gauge_counts_the_streams_in_drift() -> None:
     e = engine()
     feed(e, rows(8, {5: ("f0", "f1")}, features=3))
