@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from streamproc import detectors
+from streamproc.alerts import Status
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import Event, FeatureEvent, OutcomeEvent
@@ -267,7 +268,9 @@ def run(scenario: Scenario, seed: int, events: int, settings: EngineSettings | N
     hits = []
     for i, event in enumerate(events_of(scenario, values)):
         for alert in engine.process(event, T0 + i).alerts:
-            hits.append(Hit(i, alert.stream.kind, str(alert.detector["type"])))
+            if alert.status is Status.FIRING and alert.stream.kind is not StreamKind.MODEL:
+                # a resolution ends an alarm, and a model rollup restates its members
+                hits.append(Hit(i, alert.stream.kind, str(alert.detector["type"])))
     return Run(scenario.name, seed, events, change_at if scenario.change else None, tuple(hits))
 
 

@@ -29,9 +29,10 @@ import numpy as np
 
 from streamproc.alerts import StreamId
 from streamproc.categories import CategoryStream
+from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import FeatureEvent
-from streamproc.settings import EngineSettings, Limits, StreamKind, load_settings
+from streamproc.settings import EngineSettings, Limits, load_settings
 from streamproc.settings.categories import CategorySettings
 
 T0 = 1_700_000_000_000

@@ -35,6 +35,15 @@ class Severity(StrEnum):
     """A large change: two standard deviations or more, or a rate that at least doubled."""
 
 
+class Status(StrEnum):
+    """Where an alert is in its lifecycle (docs/alerts.md, "Lifecycle")."""
+
+    FIRING = "firing"
+    """The change is current; also what a message without ``status`` means."""
+    RESOLVED = "resolved"
+    """The stream has been stable for the configured span: the alert of the same id is over."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamId:
     """Which stream an alert is about."""
@@ -83,6 +92,15 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """A stream alert that a ``model`` rollup alert stands for."""
+
+    stream: StreamId
+    alert_id: str
+    """The stream's alert (its latest one when the rollup fired)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """A detector on a stream signalled a change."""
 
@@ -106,6 +124,12 @@ class Alert:
     """How urgently to look."""
     schema_version: int = SCHEMA_VERSION
     """Version of this contract; bumped only on incompatible changes."""
+    status: Status = Status.FIRING
+    """``firing``, or ``resolved``: then every other field repeats the firing alert's."""
+    resolved_at: int | None = None
+    """Processing time (epoch ms) of the resolution; set only when ``resolved``."""
+    members: tuple[Member, ...] | None = None
+    """The stream alerts a ``model`` rollup alert stands for; None on other alerts."""
 
     @property
     def model(self) -> str:
@@ -116,6 +140,9 @@ class Alert:
         body["model"] = self.stream.model
         if self.change.categories is None:
             del body["change"]["categories"]  # present on category streams only
+        for optional in _OMITTED_WHEN_NONE:  # absent, as in messages from before the lifecycle
+            if body[optional] is None:
+                del body[optional]
         return body
 
     def to_json(self) -> bytes:
@@ -140,10 +167,19 @@ def alert_id(stream: StreamId, detector_index: int, detector_type: str, position
     return str(uuid.uuid5(_NAMESPACE, orjson.dumps(parts).decode()))
 
 
+_OMITTED_WHEN_NONE = ("resolved_at", "members")
+
+
 def from_json(payload: bytes) -> Alert:
     """Parse an alert produced by :meth:`Alert.to_json` (used by ``streamproc alerts``)."""
-    body = orjson.loads(payload)
+    return from_dict(orjson.loads(payload))
+
+
+def from_dict(body: dict[str, Any]) -> Alert:
+    """An alert from :meth:`Alert.to_dict` output; raises KeyError, TypeError or ValueError
+    on a body that is not one."""
     stream = body["stream"]
+    members = body.get("members")
     return Alert(
         alert_id=body["alert_id"],
         stream=StreamId(stream["model"], StreamKind(stream["kind"]), stream["name"]),
@@ -155,6 +191,16 @@ def from_json(payload: bytes) -> Alert:
         change=_change(body["change"]),
         severity=Severity(body["severity"]),
         schema_version=body.get("schema_version", SCHEMA_VERSION),
+        status=Status(body.get("status", Status.FIRING)),
+        resolved_at=body.get("resolved_at"),
+        members=None if members is None else tuple(_member(m) for m in members),
+    )
+
+
+def _member(body: dict[str, Any]) -> Member:
+    stream = body["stream"]
+    return Member(
+        StreamId(stream["model"], StreamKind(stream["kind"]), stream["name"]), body["alert_id"]
     )
 
 

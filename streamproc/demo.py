@@ -28,7 +28,12 @@ class Drift:
 
 SCHEDULE: tuple[Drift, ...] = (
     Drift(20.0, "fraud-v3", "feature 'amount' mean shifts up by 2 standard deviations"),
-    Drift(30.0, "churn-v1", "feature 'tenure' goes missing in 25% of events (was 1%)"),
+    Drift(
+        30.0,
+        "churn-v1",
+        "an upstream change: 'tenure' goes missing in 25% of events (was 1%), "
+        "'monthly_charges' and 'support_calls' shift up (one model rollup alert)",
+    ),
     Drift(40.0, "upsell-v2", "error rate jumps from 5% to 25% on outcomes"),
     Drift(40.0, "credit-v1", "accuracy drops from 92% to 60%; its labels come 5 s late"),
     Drift(45.0, "fraud-v3", "feature 'country' is IN in 60% of events (was 20%): a category alert"),
@@ -165,8 +170,8 @@ def _features(rng: random.Random, model: str, t: float, eid: str, ts: int) -> di
         missing = rng.random() < (0.25 if drifted else 0.01)
         features = {
             "tenure": None if missing else rng.randint(1, 72),
-            "monthly_charges": round(rng.gauss(70.0, 20.0), 2),
-            "support_calls": rng.randint(0, 6),
+            "monthly_charges": round(rng.gauss(70.0 + (50.0 if drifted else 0.0), 20.0), 2),
+            "support_calls": rng.randint(0, 6) + (4 if drifted else 0),
         }
         prediction = round(rng.random(), 4)
     else:

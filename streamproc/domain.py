@@ -41,3 +41,5 @@ class StreamKind(StrEnum):
     """Kafka record time minus event time of a model's feature events that carry a ``ts``."""
     CATEGORY = "category"
     """The category distribution of a string feature or string prediction (class label)."""
+    MODEL = "model"
+    """A model's rollup: several of its streams drifted together (docs/alerts.md)."""

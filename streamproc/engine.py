@@ -10,11 +10,12 @@ continues exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc import snapshot_v1, state
+from streamproc import lifecycle, snapshot_v1, state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
 from streamproc.categories import CategoryStream
@@ -22,6 +23,8 @@ from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, LabelEvent, OutcomeEvent, Reason, Rejection
 from streamproc.labels import DeadLabel, Joined, LabelJoin, LabelObserver, NoObserver
+from streamproc.lifecycle import Episodes, Lifecycle
+from streamproc.rollup import Rollup
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamPolicy
 from streamproc.settings.labels import LabelSettings
 from streamproc.streams import DetectorFactory, Stream, default_factory
@@ -53,7 +56,8 @@ class Evicted:
     models: list[str] = field(default_factory=list)
     """Their ids: the caller deletes their checkpoint records."""
     alerts: list[Alert] = field(default_factory=list)
-    """Final silence alerts of those not already reported silent."""
+    """Resolutions of their active alerts, then final silence alerts of those not already
+    reported silent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +90,12 @@ MODEL_FIELDS = (
     "arrival",
     "labels",
     "prediction_category",
+    "episodes",
 )
 """The keys of a model in a snapshot; ``arrival`` is null when arrival monitoring is off,
 ``labels`` when the model joins no labels, ``prediction_category`` when its predictions are
-not labels."""
+not labels, ``episodes`` (its active alerts, docs/alerts.md "Lifecycle") before its first
+alert."""
 FEATURE_FIELDS = ("value", "missing", "category")
 """The keys of a feature in a snapshot; ``value`` is null for a feature never numeric,
 ``category`` for one never a string."""
@@ -113,6 +119,7 @@ class _Model:
     __slots__ = (
         "arrival",
         "correctness",
+        "episodes",
         "errors",
         "features",
         "labels",
@@ -130,6 +137,8 @@ class _Model:
         self.arrival: ModelArrival | None = None
         self.labels: LabelJoin | None = None
         """The label join, from the model's first label on (labels.py)."""
+        self.episodes: Episodes | None = None
+        """Its active alerts (docs/alerts.md, "Lifecycle"); None until its first alert."""
         self.seen: int | None = None
         """Clock time of its last event (event time in replay); None after a restore until
         the next event or idle check, which count from then (not persisted)."""
@@ -165,6 +174,8 @@ class Engine:
         self._labels = labels or LabelSettings()
         self._label_observer = label_observer or NoObserver()
         self._categories = settings.categories.enabled
+        rollup = Rollup(settings.rollup) if settings.rollup.enabled else None
+        self._lifecycle = Lifecycle(settings.lifecycle, settings.cooldown_events, rollup)
 
     def process(
         self, event: Event, now_ms: int, arrived_ms: int | None = None, source: int = -1
@@ -205,9 +216,56 @@ class Engine:
             if model.labels is not None and result.rejection is None:
                 result = self._predicted(model, event, now_ms, result)
             if arrival is not None and result.rejection is None:
-                return self._arrived(arrival, model, event, now_ms, arrived_ms, result)
+                result = self._arrived(arrival, model, event, now_ms, arrived_ms, result)
+        else:
+            result = self._outcome(model, event, now_ms)
+        if model.episodes is None and not result.alerts:
+            return result  # the common case: no alert now, none active
+        if result.rejection is None:
+            return self._settle(model, event, now_ms, result)
+        return result
+
+    def _settle(self, model: _Model, event: Event, now_ms: int, result: Processed) -> Processed:
+        """The lifecycle and rollup of a model with alerts, new or active (docs/alerts.md)."""
+        episodes = model.episodes
+        if episodes is None:
+            episodes = model.episodes = Episodes()
+        if isinstance(event, FeatureEvent):
+            episodes.events += 1
+        if not result.alerts and not self._lifecycle.due(episodes):
+            return result  # alerts active, none over: no allocation
+        messages = self._lifecycle.settle(
+            episodes,
+            result.alerts,
+            (event.id, event.ts),
+            now_ms,
+            functools.partial(_stream_of, model),
+            functools.partial(_stream_count, model),
+        )
+        if len(messages) == len(result.alerts):
             return result
-        return self._outcome(model, event, now_ms)
+        return Processed(messages, None, result.updates)
+
+    def _settle_tick(self, alerts: list[Alert], now_ms: int) -> list[Alert]:
+        """Silence alerts from a tick, registered as active (their model's ``recovered``
+        resolves them)."""
+        out: list[Alert] = []
+        for alert in alerts:
+            model = self._models.get(alert.model)
+            if model is None:
+                out.append(alert)
+                continue
+            if model.episodes is None:
+                model.episodes = Episodes()
+            out += self._lifecycle.settle(
+                model.episodes,
+                (alert,),
+                None,
+                now_ms,
+                functools.partial(_stream_of, model),
+                functools.partial(_stream_count, model),
+            )
+        return out
 
     def _arrived(  # noqa: PLR0917  (the hot path: no keyword packing per event)
         self,
@@ -234,7 +292,8 @@ class Engine:
         if arrival is None:
             return []
         models = ((n, m.arrival) for n, m in self._models.items() if m.arrival is not None)
-        return arrival.tick(models, now_ms, failed)
+        alerts = arrival.tick(models, now_ms, failed)
+        return self._settle_tick(alerts, now_ms) if alerts else alerts
 
     def evict_idle(self, now_ms: int) -> Evicted:
         """Forget the models that sent nothing for ``limits.model_idle_seconds`` (clock time
@@ -254,6 +313,8 @@ class Engine:
         alerts = []
         for name in idle:
             model = self._models.pop(name)
+            if model.episodes is not None and self._settings.lifecycle.enabled:
+                alerts += lifecycle.close(model.episodes, now_ms)
             if model.arrival is not None and self._arrival is not None:
                 alert = self._arrival.farewell(name, model.arrival, now_ms)
                 if alert is not None:
@@ -414,6 +475,17 @@ class Engine:
     def models(self) -> list[str]:
         return list(self._models)
 
+    def drifting(self) -> dict[str, int]:
+        """Streams in drift (an active drift alert) per model that has any, for the gauge."""
+        counts = {}
+        for name, model in self._models.items():
+            episodes = model.episodes
+            if episodes is not None and episodes.active:
+                n = episodes.drifting()
+                if n:
+                    counts[name] = n
+        return counts
+
     def stream_counts(self) -> dict[StreamKind, int]:
         """Streams tracked, by kind (for the streams gauge)."""
         counts = dict.fromkeys(StreamKind, 0)
@@ -487,9 +559,16 @@ class Engine:
     def _decode_model(self, name: str, encoded: Any) -> _Model:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
-        features, prediction, errors, correctness, arrival, labels, prediction_category = (
-            state.named(encoded, MODEL_FIELDS, where)
-        )
+        (
+            features,
+            prediction,
+            errors,
+            correctness,
+            arrival,
+            labels,
+            prediction_category,
+            episodes,
+        ) = state.named(encoded, MODEL_FIELDS, where)
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
         model = _Model()
@@ -514,6 +593,13 @@ class Engine:
         if prediction_category is not None:
             model.prediction_category = self._restored_category(
                 name, "prediction", prediction_category
+            )
+        if episodes is not None:
+            model.episodes = lifecycle.decode(
+                name,
+                episodes,
+                functools.partial(_stream_of, model),
+                _stream_count(model) + _ARRIVAL_ENTRIES,
             )
         return model
 
@@ -559,4 +645,41 @@ def _encode_model(model: _Model) -> dict[str, Any]:
         "prediction_category": None
         if model.prediction_category is None
         else model.prediction_category.to_state(),
+        "episodes": None if model.episodes is None else lifecycle.encode(model.episodes),
     }
+
+
+_ARRIVAL_ENTRIES = 3
+"""Active entries a model may hold besides its streams': arrival, rate, freshness."""
+
+
+def _stream_of(model: _Model, sid: StreamId) -> Stream | None:
+    """The model's stream of an alert's stream id (None when it has none)."""
+    kind = sid.kind
+    if kind is StreamKind.VALUE or kind is StreamKind.MISSING_RATE:
+        feature = model.features.get(sid.name)
+        if feature is None:
+            return None
+        return feature.value if kind is StreamKind.VALUE else feature.missing
+    if kind is StreamKind.PREDICTION:
+        return model.prediction
+    if kind is StreamKind.ERROR:
+        return model.errors.get(sid.name)
+    if kind is StreamKind.CORRECTNESS:
+        return model.correctness
+    return None
+
+
+def _stream_count(model: _Model) -> int:
+    """Streams the model has (for the rollup's share rule)."""
+    values = sum(1 for f in model.features.values() if f.value is not None)
+    categories = sum(1 for f in model.features.values() if f.category is not None)
+    return (
+        len(model.features)
+        + values
+        + categories
+        + (model.prediction is not None)
+        + (model.prediction_category is not None)
+        + len(model.errors)
+        + (model.correctness is not None)
+    )

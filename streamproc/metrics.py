@@ -201,6 +201,7 @@ class Metrics:
         self._misrouted: dict[tuple[str, str], Counter] = {}
         self._stream_gauges: dict[StreamKey, tuple[Gauge, Gauge]] = {}
         self._lag_keys: set[tuple[str, str]] = set()
+        self._drifting_labels: set[str] = set()
         self._streams = StreamSeries(max_stream_series, self._remove_stream)
         self._register(registry)
         self._build_info.labels(version=version, config_hash=config_hash).set(1)
@@ -270,6 +271,12 @@ class Metrics:
         )
         self._stream_count = Gauge(
             "streamproc_streams", "Streams tracked by this worker.", ["kind"], registry=r
+        )
+        self._drifting = Gauge(
+            "streamproc_model_streams_in_drift",
+            "Streams of a model with an active drift alert (docs/alerts.md, Lifecycle).",
+            ["model"],
+            registry=r,
         )
         stream_labels = ["model", "kind", "stream"]
         self._estimate = Gauge(
@@ -426,6 +433,19 @@ class Metrics:
     def streams_tracked(self, kind: str, count: int) -> None:
         """Set the number of streams of one kind the worker tracks now."""
         self._stream_count.labels(kind=kind).set(count)
+
+    def streams_in_drift(self, counts: Mapping[str, int]) -> None:
+        """Set each model's streams in drift (models past the cap add up in ``__other__``);
+        a model that was in drift and no longer is reads 0."""
+        by_label: dict[str, int] = {}
+        for model, count in counts.items():
+            label = self.model_label(model)
+            by_label[label] = by_label.get(label, 0) + count
+        for label in self._drifting_labels - by_label.keys():
+            self._drifting.labels(model=label).set(0)
+        for label, count in by_label.items():
+            self._drifting.labels(model=label).set(count)
+        self._drifting_labels |= by_label.keys()
 
     def wants_stream(self, model: str, kind: str, stream: str) -> bool:
         """True when the stream exports gauges (admitting it while there is room).

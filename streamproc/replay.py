@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from streamproc.alerts import Alert
+from streamproc.alerts import Alert, Status
 from streamproc.engine import Engine
 from streamproc.events import Event, Rejection, decode, internal_rejection
 from streamproc.logs import one_line
@@ -28,6 +28,8 @@ class Summary:
     rejections: Counter[str] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Alerts by (model, stream kind)."""
+    resolved: int = 0
+    """Resolved messages (docs/alerts.md, Lifecycle): not counted as alerts."""
 
     def render(self) -> str:
         out = [
@@ -37,6 +39,7 @@ class Summary:
             f"rejections: {sum(self.rejections.values())}",
         ]
         out += [f"  {reason}: {n}" for reason, n in sorted(self.rejections.items())]
+        out.append(f"resolved: {self.resolved}")
         out.append(f"alerts: {sum(self.alerts.values())}")
         out += [
             f"  {one_line(model)} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())
@@ -125,7 +128,10 @@ class _Ticks:
 
 
 def _alert(summary: Summary, alert: Alert, on_alert: OnAlert) -> None:
-    summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
+    if alert.status is Status.RESOLVED:
+        summary.resolved += 1
+    else:
+        summary.alerts[(alert.stream.model, alert.stream.kind.value)] += 1
     on_alert(alert)
 
 

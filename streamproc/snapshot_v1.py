@@ -21,6 +21,7 @@ _MODEL = (
     "arrival",
     "labels",
     "prediction_category",
+    "episodes",
 )
 _FEATURE = ("value", "missing", "category")
 _STREAM = (
@@ -58,6 +59,7 @@ def upgrade_model(record: Any) -> Any:
                 _mapping(errors, _stream),
                 _stream(correctness),
                 _arrival(arrival[0]) if arrival else None,
+                None,
                 None,
                 None,
             ),

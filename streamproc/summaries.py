@@ -7,7 +7,7 @@ record's module knows nothing of the kinds of alert built on it, such as
 
 from __future__ import annotations
 
-from streamproc.alerts import Alert
+from streamproc.alerts import Alert, Status
 from streamproc.domain import StreamKind
 from streamproc.logs import one_line
 
@@ -31,8 +31,14 @@ def summarize(alert: Alert) -> str:
     else:
         what = f"direction {change.direction}"
     stream = alert.stream
+    if alert.members is not None:
+        what = f"{len(alert.members)} streams drifted together: " + ", ".join(
+            f"{m.stream.kind.value}:{m.stream.name}" for m in alert.members[:5]
+        )
+    done = "RESOLVED " if alert.status is Status.RESOLVED else ""
     return one_line(
-        f"[{alert.severity.value.upper()}] model={stream.model} {stream.kind.value}:{stream.name} "
+        f"{done}[{alert.severity.value.upper()}] model={stream.model} "
+        f"{stream.kind.value}:{stream.name} "
         f"detector={alert.detector.get('type')} {what} after {alert.events_seen} events "
         f"(event {alert.event_id or '-'}, id {alert.alert_id[:8]})"
     )

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from streamproc.alerts import Status
 from streamproc.app import Hooks, StreamprocApp
 from streamproc.engine import Engine
 from streamproc.events import Reason
@@ -138,9 +139,10 @@ class WorkerRuntime:
             self._log_failure(failure)
         for alert in out.alerts:
             stream = alert.stream
-            m.alert_raised(
-                stream.model, stream.kind.value, str(alert.detector["type"]), stream.name
-            )
+            if alert.status is Status.FIRING:  # a resolution is not another alert
+                m.alert_raised(
+                    stream.model, stream.kind.value, str(alert.detector["type"]), stream.name
+                )
             log.info("alert %s", alert.alert_id, extra={"alert": alert.to_dict()})
         if out.evicted:
             m.models_evicted(len(out.evicted))
@@ -212,6 +214,7 @@ class WorkerRuntime:
         self.metrics.models_tracked(len(self.app.engine.models))
         for kind, count in self.app.engine.stream_counts().items():
             self.metrics.streams_tracked(kind.value, count)
+        self.metrics.streams_in_drift(self.app.engine.drifting())
         for stream in self.app.engine.streams():
             sid = stream.id
             if self.metrics.wants_stream(sid.model, sid.kind.value, sid.name):

@@ -17,6 +17,7 @@ def populated_metrics(registry: CollectorRegistry, *, now: float = 1_700_000_000
     metrics.detector_updates(1_234)
     metrics.alert_raised("churn", "value", "adwin", "age")
     metrics.streams_tracked("value", 12)
+    metrics.streams_in_drift({"churn": 2})
     metrics.models_tracked(3)
     metrics.models_evicted(1)
     metrics.wrong_partition("features", "churn")

@@ -71,11 +71,12 @@ def _child_env(bootstrap: str, workdir: Path) -> dict[str, str]:
 
 
 def _spawn(
-    args: list[str], env: Mapping[str, str], out: IO[bytes] | int
+    args: list[str], env: Mapping[str, str], out: IO[bytes] | int, err: IO[bytes] | int
 ) -> subprocess.Popen[bytes]:
     # Own session: Ctrl-C reaches us only and we stop children in order; and they die
     # if we are killed.
-    return spawn(streamproc_command(*args), env, out, own_session=True, die_with_parent=True)
+    cmd = streamproc_command(*args)
+    return spawn(cmd, env, out, err=err, own_session=True, die_with_parent=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -112,9 +113,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         env = _child_env(kafka.bootstrap_servers, workdir)
         with (workdir / "worker.log").open("wb") as worker_log:
-            worker = _spawn(["worker"], env, worker_log)
-            demo = _spawn(["demo", "--rate", str(args.rate)], env, sys.stdout.buffer.fileno())
-            alerts = _spawn(["alerts", "--follow"], env, sys.stdout.buffer.fileno())
+            # The screen shows the demo's lines and the alerts (stdout); what clients log on
+            # stderr (aiokafka's warnings while a fresh broker elects leaders) goes to the log.
+            screen = sys.stdout.buffer.fileno()
+            worker = _spawn(["worker"], env, worker_log, subprocess.STDOUT)
+            demo = _spawn(["demo", "--rate", str(args.rate)], env, screen, worker_log)
+            alerts = _spawn(["alerts", "--follow"], env, screen, worker_log)
             children = {"worker": worker, "demo": demo, "alerts": alerts}
             try:
                 reason = _wait(children, args.duration)

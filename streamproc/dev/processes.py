@@ -122,10 +122,11 @@ def spawn(
     env: Mapping[str, str],
     out: IO[bytes] | int,
     *,
+    err: IO[bytes] | int = subprocess.STDOUT,
     own_session: bool = False,
     die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` with stdout and stderr to ``out``.
+    """Start ``cmd`` with stdout to ``out`` and stderr to ``err`` (default: ``out`` too).
 
     ``own_session`` keeps Ctrl-C in a terminal from reaching the child (its parent
     stops it, in order); ``die_with_parent`` SIGKILLs it if the parent dies.
@@ -135,7 +136,7 @@ def spawn(
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=out,
-        stderr=subprocess.STDOUT,
+        stderr=err,
         start_new_session=own_session,
         # Only prctl runs between fork and exec; nothing that could deadlock.
         preexec_fn=parent_death_signal() if die_with_parent else None,  # noqa: PLW1509

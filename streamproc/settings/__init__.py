@@ -52,6 +52,7 @@ from streamproc.config_sources import (
 from streamproc.detectors import DetectorSpec, DetectorType
 from streamproc.domain import INT32_MAX, StreamKind
 from streamproc.errors import ConfigError
+from streamproc.settings.alerts import LifecycleSettings, RollupSettings
 from streamproc.settings.arrival import (
     ArrivalOverride,
     ArrivalPolicy,
@@ -190,6 +191,14 @@ class EngineSettings(Frozen):
     categories: CategorySettings = Field(
         default_factory=CategorySettings,
         description="Category streams of string features and predictions (docs/detectors.md).",
+    )
+    lifecycle: LifecycleSettings = Field(
+        default_factory=LifecycleSettings,
+        description="When alerts resolve: {enabled, stable_events} (docs/alerts.md).",
+    )
+    rollup: RollupSettings = Field(
+        default_factory=RollupSettings,
+        description="Model rollup alerts: {enabled, min_streams, min_share, window_events}.",
     )
 
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:

@@ -135,6 +135,10 @@ async def test_a_model_that_stops_gets_one_silence_alert_and_one_recovered(
         assert recovered["change"]["direction"] == "up"  # type: ignore[index]
         assert recovered["severity"] == "info"
         assert recovered["alert_id"] != silence["alert_id"]
+        resolved = await next_arrival_alert(alerts, worker, 10.0)
+        assert resolved is not None, "the silence alert's resolution follows its recovered"
+        assert (resolved["status"], resolved["alert_id"]) == ("resolved", silence["alert_id"])
+        assert resolved["resolved_at"] == recovered["detected_at"]
         assert await next_arrival_alert(alerts, worker, WINDOW_S + MARGIN_S) is None
     assert worker.proc.poll() is None
 
@@ -227,7 +231,12 @@ async def test_a_halving_rate_gives_one_rate_alert(kafka: LocalKafka, cluster: C
     await wait_for_processed(worker, len(events))
     async with alerts_of(kafka, settings) as alerts:
         found = await arrival_kinds(alerts, worker, 5.0)
-    assert [a["stream"]["kind"] for a in found] == ["rate"], found
+    # The halved rate is the new normal after 2,000 events: the alert also resolves.
+    assert [(a["stream"]["kind"], a["status"]) for a in found] == [
+        ("rate", "firing"),
+        ("rate", "resolved"),
+    ], found
+    assert found[0]["alert_id"] == found[1]["alert_id"]
     assert found[0]["change"]["direction"] == "down"
     bucket = int(str(found[0]["event_id"]).split("-")[0])
     assert 120 <= bucket <= 125, "within a few buckets of the halving"

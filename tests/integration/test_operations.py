@@ -165,3 +165,11 @@ def test_make_run_shows_demo_alerts_within_a_minute(tmp_path: Path) -> None:
     assert demo_started is not None and first_alert is not None, "".join(output)[-3000:]
     assert first_alert - demo_started < 60, f"first alert after {first_alert - demo_started:.0f} s"
     assert "stopping Kafka" in "".join(output)
+    lines = "".join(output).splitlines()
+    others = [line for line in lines if line.strip() and not line.startswith(SCREEN_LINES)]
+    assert not others, f"the screen shows only the demo and alerts: {others[:5]}"
+
+
+SCREEN_LINES = ("run-local: ", "demo: ", "[INFO] ", "[WARNING] ", "[CRITICAL] ", "RESOLVED [")
+"""What `make run` prints: its own and the demo's lines, and alerts (streamproc.alerts.summarize);
+library warnings go to the worker's log file."""

@@ -13,7 +13,7 @@ import jsonschema
 import orjson
 import pytest
 
-from streamproc.alerts import Alert, Severity
+from streamproc.alerts import Alert, Severity, Status
 from streamproc.demo import ARRIVAL_MODELS, HALVED_AT, SILENT, scenario
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -57,7 +57,7 @@ def simulate(e: Engine, models: dict[str, Sends], seconds: Iterable[int]) -> lis
                 assert result.rejection is None
                 alerts += result.alerts
         alerts += e.tick(now)
-    return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS]
+    return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS and a.status is Status.FIRING]
 
 
 def always(t: int) -> bool:
@@ -129,7 +129,9 @@ def halving_rate() -> list[Alert]:
     for i in range(180 * 40):
         ms = i * 25 if i < 120 * 40 else 120 * S + (i - 120 * 40) * 50
         result = e.process(event("m", T0 + ms, i), T0 + ms + LAG_MS)
-        alerts += [a for a in result.alerts if a.stream.kind in ARRIVAL_KINDS]
+        alerts += [
+            a for a in result.alerts if a.stream.kind in ARRIVAL_KINDS and a.status is Status.FIRING
+        ]
     return alerts
 
 
@@ -141,7 +143,7 @@ def late_events() -> list[Alert]:
         now = T0 + i * S
         lag = 1 * S if i < 300 else 600 * S
         alerts += e.process(event("m", now - lag, i), now).alerts
-    return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS]
+    return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS and a.status is Status.FIRING]
 
 
 def test_a_halving_rate_gives_one_rate_alert_with_a_stable_id() -> None:
@@ -297,7 +299,7 @@ def test_replay_runs_arrival_monitoring_on_event_time(tmp_path: Path) -> None:
             on_rejection=lambda line, rejection: None,
             tick_ms=1000,
         )
-        return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS]
+        return [a for a in alerts if a.stream.kind in ARRIVAL_KINDS and a.status is Status.FIRING]
 
     alerts = run()
     assert [(a.change.direction, a.detected_at) for a in alerts] == [

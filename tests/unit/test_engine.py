@@ -9,7 +9,7 @@ import pytest
 from river import drift
 from river.drift import binary
 
-from streamproc.alerts import Alert
+from streamproc.alerts import Alert, Status
 from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, OutcomeEvent, Reason
@@ -62,7 +62,9 @@ def river_detections(detector: object, values: list[float]) -> list[int]:
 
 def positions(alerts: list[Alert], detector: str, kind: StreamKind = StreamKind.VALUE) -> list[int]:
     return [
-        a.events_seen for a in alerts if a.detector["type"] == detector and a.stream.kind == kind
+        a.events_seen
+        for a in alerts
+        if a.detector["type"] == detector and a.stream.kind == kind and a.status is Status.FIRING
     ]
 
 

@@ -46,6 +46,7 @@ EXPECTED_TYPES = {
     "streamproc_detector_updates": "counter",
     "streamproc_alerts": "counter",
     "streamproc_streams": "gauge",
+    "streamproc_model_streams_in_drift": "gauge",
     "streamproc_stream_estimate": "gauge",
     "streamproc_stream_window_size": "gauge",
     "streamproc_event_latency_seconds": "histogram",
@@ -267,3 +268,15 @@ def test_batch_histogram_repeats_one_value() -> None:
     assert registry.get_sample_value("y_seconds_bucket", {"le": "1.0"}) == 4
     assert registry.get_sample_value("y_seconds_count") == 4
     assert registry.get_sample_value("y_seconds_sum") == 2.0
+
+
+def test_streams_in_drift_are_capped_by_model_and_drop_to_zero() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, max_models=1)
+    metrics.streams_in_drift({"a": 2, "b": 3, "c": 1})
+    value = registry.get_sample_value
+    assert value("streamproc_model_streams_in_drift", {"model": "a"}) == 2
+    assert value("streamproc_model_streams_in_drift", {"model": OTHER_MODEL}) == 4
+    metrics.streams_in_drift({"a": 1})
+    assert value("streamproc_model_streams_in_drift", {"model": "a"}) == 1
+    assert value("streamproc_model_streams_in_drift", {"model": OTHER_MODEL}) == 0

@@ -55,3 +55,11 @@ def test_write_doc_replaces_only_the_generated_section(quality: ModuleType, tmp_
     assert doc.read_text() == (
         f"# Title\n\n{quality.RESULTS_BEGIN}\nnew\n{quality.RESULTS_END}\n\nProse.\n"
     )
+
+
+def test_resolutions_are_not_counted_as_alarms(quality: ModuleType) -> None:
+    """A shift's alert resolves within the run (span 2 x cooldown): still one hit, not two."""
+    scenario = quality.SCENARIOS["shift+1"]
+    settings = quality.default_settings().model_copy(update={"cooldown_events": 200})
+    run = quality.run(scenario, seed=1, events=quality.HISTORY + 3_000, settings=settings)
+    assert [h.kind for h in run.hits].count(quality.StreamKind.VALUE) == 1

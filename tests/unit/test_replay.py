@@ -49,7 +49,9 @@ def test_replay_writes_alerts_and_reports_bad_lines(
     # m3 lost 10 events to the bad lines, so its shift starts at its 2491st event.
     assert all(a["stream"]["kind"] == "value" and a["events_seen"] > 2490 for a in written)
     assert all(a["change"]["direction"] == "up" for a in written)
-    assert f"alerts: {len(written)}" in err
+    firing = [a for a in written if a["status"] == "firing"]
+    assert f"alerts: {len(firing)}" in err
+    assert f"resolved: {len(written) - len(firing)}" in err, "resolutions are counted apart"
 
 
 def test_replay_of_a_million_events_shows_progress_and_counts_them(tmp_path: Path) -> None:

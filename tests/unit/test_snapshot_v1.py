@@ -14,6 +14,7 @@ import pytest
 from streamproc.arrival.monitor import STATE_FIELDS as ARRIVAL_FIELDS
 from streamproc.engine import FEATURE_FIELDS, MODEL_FIELDS, SNAPSHOT_VERSION, Engine
 from streamproc.settings import ArrivalSettings, Limits
+from streamproc.settings.alerts import RollupSettings
 from streamproc.settings.categories import CategorySettings
 from streamproc.streams import STATE_FIELDS
 from tests.unit.test_engine import settings_with_everything
@@ -21,9 +22,13 @@ from tests.unit.test_snapshot_validation import EVENTS, SPLIT, run
 
 
 def engine(arrival: bool) -> Engine:
-    """Category streams off: version 1 had none, only counts, which the upgrade drops."""
+    """What version 1 had: no category streams (only counts, which the upgrade drops) and no
+    rollups (their state did not exist)."""
     settings = settings_with_everything().model_copy(
-        update={"categories": CategorySettings(enabled=False)}
+        update={
+            "categories": CategorySettings(enabled=False),
+            "rollup": RollupSettings(enabled=False),
+        }
     )
     return Engine(settings, Limits(), arrival=ArrivalSettings() if arrival else None)
 
@@ -84,7 +89,16 @@ def test_a_version_1_snapshot_restores_and_continues_exactly(arrival: bool) -> N
     assert result.rejected == ()
     assert result.models == ("m0", "m1")
     assert run(restored, EVENTS[SPLIT:]) == expected
-    assert restored.snapshot() == reference.snapshot()
+    assert without_episodes(restored.snapshot()) == without_episodes(reference.snapshot())
+
+
+def without_episodes(snapshot: bytes) -> dict[str, Any]:
+    """A snapshot less the lifecycle's bookkeeping, which version 1 had not: an upgraded
+    model starts it afresh at its next alert (its alerts continue exactly, as above)."""
+    doc: dict[str, Any] = orjson.loads(snapshot)
+    for model in doc["models"].values():
+        model["episodes"] = None
+    return doc
 
 
 def test_a_malformed_version_1_record_is_rejected_alone() -> None:
