@@ -541,7 +541,7 @@ class Engine:
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
         if version == snapshot_v1.VERSION:
-            models = {name: snapshot_v1.upgrade_model(m) for name, m in models.items()}
+            models = {name: _upgraded(m) for name, m in models.items()}
         if only is not None and not set(models) <= set(only):
             raise StateError(f"snapshot carries other models: {sorted(set(models))[:3]}")
         restored: list[str] = []
@@ -647,6 +647,14 @@ def _encode_model(model: _Model) -> dict[str, Any]:
         else model.prediction_category.to_state(),
         "episodes": None if model.episodes is None else lifecycle.encode(model.episodes),
     }
+
+
+def _upgraded(record: Any) -> Any:
+    """A version-1 model record in today's layout: the fields added since it are null."""
+    upgraded = snapshot_v1.upgrade_model(record)
+    if type(upgraded) is not dict:
+        return upgraded  # malformed: refused by the checks, with their message
+    return dict.fromkeys(MODEL_FIELDS) | upgraded
 
 
 _ARRIVAL_ENTRIES = 3

@@ -13,16 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 VERSION = 1
-_MODEL = (
-    "features",
-    "prediction",
-    "errors",
-    "correctness",
-    "arrival",
-    "labels",
-    "prediction_category",
-    "episodes",
-)
+_MODEL = ("features", "prediction", "errors", "correctness", "arrival")
+"""What a version-1 model record held; the engine adds the fields that came later as null."""
 _FEATURE = ("value", "missing", "category")
 _STREAM = (
     "n",
@@ -59,9 +51,6 @@ def upgrade_model(record: Any) -> Any:
                 _mapping(errors, _stream),
                 _stream(correctness),
                 _arrival(arrival[0]) if arrival else None,
-                None,
-                None,
-                None,
             ),
             strict=True,
         )
