@@ -6,26 +6,18 @@ CI (``CI`` set) fails instead, so a missing install step cannot pass unnoticed.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support import tools
 
 REPO = Path(__file__).resolve().parent.parent
 ALERTMANAGER_DIR = REPO / "deploy" / "alertmanager"
 
 
 def binary(name: str) -> str:
-    """Path of ``name`` (amtool, prometheus-alertmanager); skips (fails under CI) when absent."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found: run `make tools` (installs Debian's prometheus-alertmanager)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """Path of ``name``; skips (fails under CI) when absent."""
+    return tools.binary(name, "prometheus-alertmanager")
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,26 +6,18 @@ instead, so a missing install step cannot pass unnoticed.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support import tools
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 
 
 def binary(name: str) -> str:
-    """Path of ``name`` (promtool, prometheus); skips (fails under CI) when absent."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found: run `make tools` (installs Debian's prometheus package)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """Path of ``name``; skips (fails under CI) when absent."""
+    return tools.binary(name, "prometheus")
 
 
 def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
