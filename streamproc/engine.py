@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamproc import snapshot_v1, state
+from streamproc import snapshot_v1, snapshot_v2, state
 from streamproc.alerts import Alert, StreamId
 from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
 from streamproc.categories import CategoryStream
@@ -26,9 +26,10 @@ from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamP
 from streamproc.settings.labels import LabelSettings
 from streamproc.streams import DetectorFactory, Stream, default_factory
 
-SNAPSHOT_VERSION = 2
-"""2: models, features and streams are mappings with named fields; 1 (positional lists) is
-upgraded on restore (:mod:`streamproc.snapshot_v1`)."""
+SNAPSHOT_VERSION = 3
+"""3: numeric streams carry spread statistics; 2 (models, features and streams as mappings
+with named fields) and 1 (positional lists) are upgraded on restore
+(:mod:`streamproc.snapshot_v2`, :mod:`streamproc.snapshot_v1`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,13 +464,15 @@ class Engine:
         """
         body = state.loads(data)
         version = body.get("version") if isinstance(body, dict) else None
-        if version not in (snapshot_v1.VERSION, SNAPSHOT_VERSION):
+        if version not in (snapshot_v1.VERSION, snapshot_v2.VERSION, SNAPSHOT_VERSION):
             raise StateError("snapshot: unknown format or version")
         models = body.get("models")
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
         if version == snapshot_v1.VERSION:
             models = {name: snapshot_v1.upgrade_model(m) for name, m in models.items()}
+        if version in (snapshot_v1.VERSION, snapshot_v2.VERSION):
+            models = {name: snapshot_v2.upgrade_model(m) for name, m in models.items()}
         if only is not None and not set(models) <= set(only):
             raise StateError(f"snapshot carries other models: {sorted(set(models))[:3]}")
         restored: list[str] = []

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 
 from river import drift
 
-from streamproc import detectors, state
+from streamproc import detectors, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
@@ -43,6 +43,11 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 1.0 / 5e-324 is inf)."""
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
+_SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
+"""Streams whose spread is watched: error streams are 0/1 or skewed losses whose spread
+moves with their mean, which the mean detectors already watch."""
+_SPREAD_BOUND = 1e4
+"""Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
 
 
@@ -61,6 +66,12 @@ class StreamState(TypedDict):
     ref_mean: float
     recent: float | None
     detectors: list[dict[str, Any]]
+    spread_up: float
+    spread_down: float
+    recent_sq: float
+    previous: float
+    spread_n: int
+    spread_ref: float
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
@@ -96,16 +107,23 @@ class Stream:
         "_inputs",
         "_raw_feeds",
         "_specs",
+        "_spread_h",
         "_standardized",
         "cooldown",
         "id",
         "n",
         "offset",
+        "previous",
         "quiet_until",
         "recent",
+        "recent_sq",
         "ref_mean",
         "ref_n",
         "scale",
+        "spread_down",
+        "spread_n",
+        "spread_ref",
+        "spread_up",
         "updates_per_value",
         "warm_m2",
         "warm_mean",
@@ -136,6 +154,14 @@ class Stream:
         self.ref_n = 0
         self.ref_mean = 0.0
         self.recent: float | None = None
+        spread_on = self._standardized and sid.kind in _SPREAD_KINDS
+        self._spread_h = policy.spread_threshold if spread_on else None
+        self.spread_up = 0.0
+        self.spread_down = 0.0
+        self.recent_sq = 1.0
+        self.previous = 0.0
+        self.spread_n = 0
+        self.spread_ref = 1.0
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -150,6 +176,7 @@ class Stream:
         recent = self.recent
         self.recent = x if recent is None else recent + _RECENT_ALPHA * (x - recent)
         scale = self.scale
+        spread_fired = False
         if scale is None:
             self._warm(x)
             if self._standardized:
@@ -157,6 +184,9 @@ class Stream:
             xs = x
         else:
             xs = (x - self.offset) / scale if self._standardized else x
+            h = self._spread_h
+            if h is not None:
+                spread_fired = self._spread(xs, h)
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -176,9 +206,41 @@ class Stream:
                     fired = [i]
                 else:
                     fired.append(i)
+        if spread_fired:
+            found = self._alerts(fired, event_id, ts, now_ms) if fired else NO_ALERTS
+            return (*found, *self._spread_alerts(event_id, ts, now_ms))
         if fired is None:
             return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
+
+    def _spread(self, xs: float, h: float) -> bool:
+        """Feed the spread tests one standardized value (unclipped: the mean detectors' clip
+        at 4 squeezes the spread of a stream whose mean moved by 3); whether one fired."""
+        if xs > spread.WIDE:
+            xs = spread.WIDE
+        elif xs < -spread.WIDE:
+            xs = -spread.WIDE
+        d = xs - self.previous
+        self.previous = xs
+        ref = self.spread_ref
+        q = min(0.5 * d * d / ref, spread.CAP)
+        k = self.spread_n
+        if k < spread.LEARN:
+            self.spread_n = k + 1
+            ref += ref * (q - 1.0) / (k + 1)
+            self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+            return False
+        self.recent_sq += _RECENT_ALPHA * (q - self.recent_sq)
+        up = self.spread_up + spread.UP_GAIN * q - spread.UP_COST
+        down = self.spread_down + spread.DOWN_GAIN * q - spread.DOWN_COST
+        self.spread_up = up = up if up > 0.0 else 0.0
+        self.spread_down = down = down if down > 0.0 else 0.0
+        if up > h or down > h:
+            return True
+        if up < 0.5 * h and down < 0.5 * h:  # self-updating, frozen while a change is suspect
+            ref += ref * (q - 1.0) * spread.ADAPT
+            self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+        return False
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -219,6 +281,42 @@ class Stream:
             self.offset = self.warm_mean
             scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
             self.scale = scale if scale >= MIN_SCALE else MIN_SCALE
+
+    def _spread_alerts(self, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
+        """A spread CUSUM crossed its threshold: alert (unless cooling down), and learn the
+        new spread afresh as the reference (the tests are idle meanwhile)."""
+        h = self._spread_h or 0.0
+        way = spread.direction(self.spread_up, self.spread_down, h) or "up"
+        before = (self.scale or MIN_SCALE) * math.sqrt(self.spread_ref)
+        after = before * math.sqrt(self.recent_sq)
+        self.spread_up = self.spread_down = 0.0
+        self.recent_sq = 1.0
+        self.spread_n = 0
+        if self.n < self.quiet_until:
+            return NO_ALERTS
+        if self.cooldown:
+            self.quiet_until = self.n + self.cooldown
+        ratio = after / before
+        params = {
+            "up_ratio": spread.UP_RATIO,
+            "down_ratio": spread.DOWN_RATIO,
+            "threshold": h,
+            "std_before": before,
+            "std_after": after,
+        }
+        change = Change(self.recent, self.recent, before, ratio, way, None)
+        alert = Alert(
+            alert_id=alert_id(self.id, len(self._specs), "spread", self.n),
+            stream=self.id,
+            detector={"type": "spread", "params": params},
+            event_id=event_id,
+            event_ts=ts,
+            detected_at=now_ms,
+            events_seen=self.n,
+            change=change,
+            severity=Severity.CRITICAL if ratio >= 2 or ratio <= 0.5 else Severity.WARNING,
+        )
+        return (alert,)
 
     def _update_raw_only(
         self, x: float, event_id: str | None, ts: int, now_ms: int
@@ -311,6 +409,12 @@ class Stream:
             "ref_mean": self.ref_mean,
             "recent": self.recent,
             "detectors": [state.encode_detector(det) for det in self._detectors],
+            "spread_up": self.spread_up,
+            "spread_down": self.spread_down,
+            "recent_sq": self.recent_sq,
+            "previous": self.previous,
+            "spread_n": self.spread_n,
+            "spread_ref": self.spread_ref,
         }
 
     def restore(self, values: object) -> None:
@@ -322,9 +426,16 @@ class Stream:
         names the first bad one, and the stream is left unchanged.
         """
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
+        fields = state.named(values, STATE_FIELDS, where)
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
-            state.named(values, STATE_FIELDS, where)
+            fields[:11]
         )
+        up = state.number(fields[11], where, "spread_up", 0.0, _SPREAD_BOUND)
+        down = state.number(fields[12], where, "spread_down", 0.0, _SPREAD_BOUND)
+        recent_sq = state.number(fields[13], where, "recent_sq", 0.0, spread.CAP)
+        previous = state.number(fields[14], where, "previous", -spread.WIDE, spread.WIDE)
+        spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN)
+        spread_ref = state.number(fields[16], where, "spread_ref", spread.MIN_REF, spread.MAX_REF)
         n = state.count(n, where, "n")
         quiet = state.count(quiet, where, "quiet_until")
         warm_n, ref_n = (
@@ -351,6 +462,8 @@ class Stream:
         self.warm_n, self.ref_n = warm_n, ref_n
         self.warm_mean, self.warm_m2, self.offset = warm_mean, warm_m2, offset
         self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
+        self.spread_up, self.spread_down, self.recent_sq = up, down, recent_sq
+        self.previous, self.spread_n, self.spread_ref = previous, spread_n, spread_ref
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det

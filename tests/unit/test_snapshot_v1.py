@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc import snapshot_v2
 from streamproc.arrival.monitor import STATE_FIELDS as ARRIVAL_FIELDS
 from streamproc.engine import FEATURE_FIELDS, MODEL_FIELDS, SNAPSHOT_VERSION, Engine
 from streamproc.settings import ArrivalSettings, Limits
@@ -21,9 +22,10 @@ from tests.unit.test_snapshot_validation import EVENTS, SPLIT, run
 
 
 def engine(arrival: bool) -> Engine:
-    """Category streams off: version 1 had none, only counts, which the upgrade drops."""
+    """Category streams off: version 1 had none, only counts, which the upgrade drops. Spread
+    tests off: version 1 had no spread state, which the upgrade to 3 starts at rest."""
     settings = settings_with_everything().model_copy(
-        update={"categories": CategorySettings(enabled=False)}
+        update={"categories": CategorySettings(enabled=False), "spread": False}
     )
     return Engine(settings, Limits(), arrival=ArrivalSettings() if arrival else None)
 
@@ -32,7 +34,7 @@ def as_v1(snapshot: bytes) -> bytes:
     """The layout version 1 wrote: the same values as lists, in field order, and the arrival
     item only for models that had arrival state."""
     doc = orjson.loads(snapshot)
-    assert doc["version"] == SNAPSHOT_VERSION == 2
+    assert doc["version"] == SNAPSHOT_VERSION == 3
     models = {name: _model_v1(model) for name, model in doc["models"].items()}
     return orjson.dumps({"version": 1, "models": models})
 
@@ -68,7 +70,8 @@ def _stream_v1(stream: dict[str, Any] | None) -> list[Any] | None:
     if stream is None:
         return None
     assert tuple(stream) == STATE_FIELDS
-    return list(stream.values())
+    assert {k: stream[k] for k in snapshot_v2.ADDED} == snapshot_v2.ADDED  # spread off
+    return [v for k, v in stream.items() if k not in snapshot_v2.ADDED]
 
 
 @pytest.mark.parametrize("arrival", [True, False])

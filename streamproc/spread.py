@@ -1,0 +1,58 @@
+"""Spread changes of a standardized stream: two CUSUMs on squared successive differences.
+
+A pure change of spread does not move the mean that ADWIN and Page-Hinkley watch. For a
+unit-variance Gaussian ``d``, the log-likelihood ratio of variance ``r`` against 1 is
+``(d^2 (1 - 1/r) - ln r) / 2``; Page's CUSUM on it is the optimal test for that change
+(Lorden). Two run side by side: one for doubling (``r = 2``), one for halving (``r = 1/2``);
+either also reacts to larger changes of the same sign, and the up test to tails growing
+heavier.
+
+``d`` is the difference of successive standardized values over sqrt(2), not the value
+itself: its variance is the stream's, but a mean shift moves it on one event only (squares
+of values would call every mean shift a spread change), and a slow cycle hardly at all. The
+price is some efficiency (successive ``d`` are correlated), which the budget absorbs.
+``d^2`` is capped (``CAP``) so one wild value moves a statistic by a bounded step. The
+threshold comes from the false-alarm budget (:mod:`streamproc.budget`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+UP_RATIO: Final = 2.0
+DOWN_RATIO: Final = 0.5
+CAP: Final = 16.0
+"""``z^2`` above this counts as this: the clip of :data:`streamproc.streams.CLIP`, squared."""
+UP_GAIN: Final = 0.5 * (1.0 - 1.0 / UP_RATIO)
+UP_COST: Final = 0.5 * math.log(UP_RATIO)
+DOWN_GAIN: Final = 0.5 * (1.0 - 1.0 / DOWN_RATIO)
+DOWN_COST: Final = 0.5 * math.log(DOWN_RATIO)
+KL_UP: Final = 0.5 * (UP_RATIO - 1.0 - math.log(UP_RATIO))
+"""Information per event of a doubling of variance: the CUSUM bound is ln(ARL0) / KL_UP."""
+KL_DOWN: Final = 0.5 * (DOWN_RATIO - 1.0 - math.log(DOWN_RATIO))
+WIDE: Final = 1e6
+"""Standardized values are read unclipped (the mean detectors' clip at 4 squeezes the spread
+of a stream whose mean moved by 3), bounded here only to keep the state finite."""
+LEARN: Final = 500
+"""Squared differences averaged into the reference spread before the tests run (after warm-up
+and after each spread alert): the warm-up's 100 values leave the variance wrong by ~14%,
+which would make the tests fire on a stationary stream."""
+ADAPT: Final = 1.0 / 5000
+"""Afterwards the reference follows the stream slowly (span 5,000), frozen while either test
+is past half its threshold, so that a change is detected rather than absorbed."""
+MIN_REF: Final = 1e-12
+MAX_REF: Final = 1e13
+"""Bounds of the reference (in units of the warm-up variance): a constant stream would
+otherwise drive it to 0; capped ratios keep it below CAP * WIDE^2."""
+SOURCES: Final = 2
+"""Alarm sources this module adds to a stream (for the budget's union bound)."""
+
+
+def direction(up: float, down: float, threshold: float) -> str | None:
+    """``up`` or ``down`` once a statistic crosses the threshold, else None."""
+    if up > threshold:
+        return "up"
+    if down > threshold:
+        return "down"
+    return None
