@@ -35,6 +35,8 @@ ADDED: dict[str, float | int] = {
     "previous": 0.0,
     "spread_n": 0,
     "spread_ref": 1.0,
+    "spread_sq": 0.0,
+    "spread_tail": 1.0,
 }
 
 

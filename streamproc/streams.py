@@ -72,6 +72,8 @@ class StreamState(TypedDict):
     previous: float
     spread_n: int
     spread_ref: float
+    spread_sq: float
+    spread_tail: float
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
@@ -123,6 +125,8 @@ class Stream:
         "spread_down",
         "spread_n",
         "spread_ref",
+        "spread_sq",
+        "spread_tail",
         "spread_up",
         "updates_per_value",
         "warm_m2",
@@ -162,6 +166,8 @@ class Stream:
         self.previous = 0.0
         self.spread_n = 0
         self.spread_ref = 1.0
+        self.spread_sq = 0.0
+        self.spread_tail = 1.0
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -226,10 +232,9 @@ class Stream:
         q = min(0.5 * d * d / ref, spread.CAP)
         k = self.spread_n
         if k < spread.LEARN:
-            self.spread_n = k + 1
-            ref += ref * (q - 1.0) / (k + 1)
-            self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+            self._learn_spread(k, q)
             return False
+        h *= self.spread_tail
         self.recent_sq += _RECENT_ALPHA * (q - self.recent_sq)
         up = self.spread_up + spread.UP_GAIN * q - spread.UP_COST
         down = self.spread_down + spread.DOWN_GAIN * q - spread.DOWN_COST
@@ -241,6 +246,19 @@ class Stream:
             ref += ref * (q - 1.0) * spread.ADAPT
             self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
         return False
+
+    def _learn_spread(self, k: int, q: float) -> None:
+        """One of the first :data:`spread.LEARN` ratios after warm-up or a spread alert: the
+        reference spread is their running mean; at the end, their dispersion against a
+        Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
+        ref = self.spread_ref
+        ref += ref * (q - 1.0) / (k + 1)
+        self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+        self.spread_n = k + 1
+        self.spread_sq += q * q
+        if k + 1 == spread.LEARN:
+            self.spread_tail = spread.tail_factor(self.spread_sq / spread.LEARN)
+            self.spread_sq = 0.0
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -292,6 +310,7 @@ class Stream:
         self.spread_up = self.spread_down = 0.0
         self.recent_sq = 1.0
         self.spread_n = 0
+        self.spread_sq = 0.0
         if self.n < self.quiet_until:
             return NO_ALERTS
         if self.cooldown:
@@ -415,6 +434,8 @@ class Stream:
             "previous": self.previous,
             "spread_n": self.spread_n,
             "spread_ref": self.spread_ref,
+            "spread_sq": self.spread_sq,
+            "spread_tail": self.spread_tail,
         }
 
     def restore(self, values: object) -> None:
@@ -436,6 +457,10 @@ class Stream:
         previous = state.number(fields[14], where, "previous", -spread.WIDE, spread.WIDE)
         spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN)
         spread_ref = state.number(fields[16], where, "spread_ref", spread.MIN_REF, spread.MAX_REF)
+        spread_sq = state.number(fields[17], where, "spread_sq", 0.0, spread.LEARN * spread.CAP**2)
+        tail = state.number(
+            fields[18], where, "spread_tail", 1.0, spread.tail_factor(spread.CAP**2)
+        )
         n = state.count(n, where, "n")
         quiet = state.count(quiet, where, "quiet_until")
         warm_n, ref_n = (
@@ -464,6 +489,7 @@ class Stream:
         self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
         self.spread_up, self.spread_down, self.recent_sq = up, down, recent_sq
         self.previous, self.spread_n, self.spread_ref = previous, spread_n, spread_ref
+        self.spread_sq, self.spread_tail = spread_sq, tail
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det

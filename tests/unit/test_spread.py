@@ -145,3 +145,13 @@ def test_restore_refuses_spread_statistics_out_of_range() -> None:
         values[field] = bad
         with pytest.raises(StateError, match=field):
             stream().restore(values)
+
+
+def test_a_heavy_tailed_stream_gets_a_wider_threshold_and_a_gaussian_one_does_not() -> None:
+    rng = random.Random(3)
+    heavy, plain = stream(), stream()
+    feed(heavy, [rng.gauss(0.0, 1.0) / max(rng.random(), 1e-9) ** (1 / 3) for _ in range(700)])
+    feed(plain, gaussian(700, 3, 10**9, 1.0))
+    assert heavy.spread_tail > 2.0
+    assert 1.0 <= plain.spread_tail < 1.3
+    assert spread.tail_factor(3.0) == 1.0 and spread.tail_factor(9.0) == 4.0
