@@ -37,6 +37,7 @@ ADDED: dict[str, float | int] = {
     "spread_ref": 1.0,
     "spread_sq": 0.0,
     "spread_tail": 1.0,
+    "spread_acc": 0.0,
 }
 
 

@@ -31,33 +31,42 @@ DOWN_COST: Final = 0.5 * math.log(DOWN_RATIO)
 KL_UP: Final = 0.5 * (UP_RATIO - 1.0 - math.log(UP_RATIO))
 """Information per event of a doubling of variance: the CUSUM bound is ln(ARL0) / KL_UP."""
 KL_DOWN: Final = 0.5 * (DOWN_RATIO - 1.0 - math.log(DOWN_RATIO))
-WIDE: Final = 1e6
-"""Standardized values are read unclipped (the mean detectors' clip at 4 squeezes the spread
-of a stream whose mean moved by 3), bounded here only to keep the state finite."""
-LEARN: Final = 500
-"""Squared differences averaged into the reference spread before the tests run (after warm-up
-and after each spread alert): the warm-up's 100 values leave the variance wrong by ~14%,
-which would make the tests fire on a stationary stream."""
-ADAPT: Final = 1.0 / 5000
+BATCH: Final = 16
+"""The CUSUMs step once per this many events, on the batch's mean ratio: per event, the hot
+path only adds a capped square (the per-event CUSUM cost 30% of the engine's time). A batch
+CUSUM is a CUSUM on batch log-likelihood ratios: the same ARL0 bound, up to BATCH - 1 events
+later."""
+BATCH_MASK: Final = BATCH - 1
+LEARN_BATCHES: Final = 32
+"""Batches (512 events) averaged into the reference spread before the tests run (after
+warm-up and after each spread alert): the warm-up's 100 values leave the variance wrong by
+~14%, which would make the tests fire on a stationary stream."""
+SETTLE_BATCHES: Final = 8
+"""The tails are measured on the learning batches after these: before, the reference is
+still far off and its error would count as dispersion."""
+RECENT_ALPHA: Final = 2.0 / (4 + 1)
+"""Batch means in the spread reported as after (span 4 batches, ~64 events)."""
+ADAPT: Final = BATCH / 5000
 """Afterwards the reference follows the stream slowly (span 5,000), frozen while either test
 is past half its threshold, so that a change is detected rather than absorbed."""
 MIN_REF: Final = 1e-12
 MAX_REF: Final = 1e13
 """Bounds of the reference (in units of the warm-up variance): a constant stream would
-otherwise drive it to 0; capped ratios keep it below CAP * WIDE^2."""
-GAUSSIAN_VARIANCE: Final = 2.0
-"""Variance of ``q`` on a Gaussian stream (a chi-square with 1 degree of freedom)."""
+otherwise drive it to 0, and relearning after each alert could multiply it by CAP."""
+GAUSSIAN_VARIANCE: Final = 3.0 / BATCH
+"""Variance of a batch mean of ``q`` on a Gaussian stream: each ``q`` is a chi-square with 1
+degree of freedom (variance 2), neighbours correlated 1/4 (they share a value)."""
 SOURCES: Final = 2
 """Alarm sources this module adds to a stream (for the budget's union bound)."""
 
 
 def tail_factor(mean_square: float) -> float:
     """How much wider the threshold of a stream must be than a Gaussian stream's, from the
-    mean square of its capped ratios ``q`` (mean 1) while learning.
+    mean square of its batch means of capped ratios ``q`` (mean 1) while learning.
 
     The CUSUM's false-alarm rate depends on the dispersion of its increments: ``ln ARL0`` is
     about ``2 |drift| h / variance`` (Siegmund), so a stream whose ``q`` vary ``v`` times as
-    much as a Gaussian's (variance 2) needs ``h`` ``v / 2`` times larger for the same budget.
+    much as a Gaussian's needs ``h`` ``v`` times larger for the same budget.
     Student t (3 dof) and lognormal streams otherwise raise 25-60 false alarms per 100,000
     events; the price is a slower reaction on such streams only.
     """

@@ -46,6 +46,8 @@ _STATE_BOUND = 2 * MAX_ABS_NUMBER
 _SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
 """Streams whose spread is watched: error streams are 0/1 or skewed losses whose spread
 moves with their mean, which the mean detectors already watch."""
+_WIDE = 2 * _STATE_BOUND / MIN_SCALE
+"""Bound of a standardized value before clipping (the spread tests read it unclipped)."""
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
@@ -74,6 +76,7 @@ class StreamState(TypedDict):
     spread_ref: float
     spread_sq: float
     spread_tail: float
+    spread_acc: float
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
@@ -109,6 +112,7 @@ class Stream:
         "_inputs",
         "_raw_feeds",
         "_specs",
+        "_spread_cap",
         "_spread_h",
         "_standardized",
         "cooldown",
@@ -122,6 +126,7 @@ class Stream:
         "ref_mean",
         "ref_n",
         "scale",
+        "spread_acc",
         "spread_down",
         "spread_n",
         "spread_ref",
@@ -168,6 +173,8 @@ class Stream:
         self.spread_ref = 1.0
         self.spread_sq = 0.0
         self.spread_tail = 1.0
+        self.spread_acc = 0.0
+        self._spread_cap = 2.0 * spread.CAP
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -191,8 +198,14 @@ class Stream:
         else:
             xs = (x - self.offset) / scale if self._standardized else x
             h = self._spread_h
-            if h is not None:
-                spread_fired = self._spread(xs, h)
+            if h is not None:  # the spread tests: per event, only a capped sum (hot path)
+                d = xs - self.previous
+                self.previous = xs
+                dd = d * d
+                cap = self._spread_cap
+                self.spread_acc += dd if dd < cap else cap
+                if not (self.n - self.warm_n) & spread.BATCH_MASK:
+                    spread_fired = self._spread_batch(h)
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -219,46 +232,47 @@ class Stream:
             return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
 
-    def _spread(self, xs: float, h: float) -> bool:
-        """Feed the spread tests one standardized value (unclipped: the mean detectors' clip
-        at 4 squeezes the spread of a stream whose mean moved by 3); whether one fired."""
-        if xs > spread.WIDE:
-            xs = spread.WIDE
-        elif xs < -spread.WIDE:
-            xs = -spread.WIDE
-        d = xs - self.previous
-        self.previous = xs
+    def _spread_batch(self, h: float) -> bool:
+        """A batch of :data:`spread.BATCH` squared differences: learn the reference from it,
+        or feed its mean ratio to both CUSUMs; whether one crossed its threshold. Otherwise
+        the reference follows the stream slowly, frozen while a change is suspected."""
         ref = self.spread_ref
-        q = min(0.5 * d * d / ref, spread.CAP)
+        m = 0.5 * self.spread_acc / (ref * spread.BATCH)
+        self.spread_acc = 0.0
         k = self.spread_n
-        if k < spread.LEARN:
-            self._learn_spread(k, q)
+        if k < spread.LEARN_BATCHES:
+            self._learn_spread(k, m)
             return False
-        h *= self.spread_tail
-        self.recent_sq += _RECENT_ALPHA * (q - self.recent_sq)
-        up = self.spread_up + spread.UP_GAIN * q - spread.UP_COST
-        down = self.spread_down + spread.DOWN_GAIN * q - spread.DOWN_COST
+        self.recent_sq += spread.RECENT_ALPHA * (m - self.recent_sq)
+        up = self.spread_up + spread.BATCH * (spread.UP_GAIN * m - spread.UP_COST)
+        down = self.spread_down + spread.BATCH * (spread.DOWN_GAIN * m - spread.DOWN_COST)
         self.spread_up = up = up if up > 0.0 else 0.0
         self.spread_down = down = down if down > 0.0 else 0.0
+        h *= self.spread_tail
         if up > h or down > h:
             return True
-        if up < 0.5 * h and down < 0.5 * h:  # self-updating, frozen while a change is suspect
-            ref += ref * (q - 1.0) * spread.ADAPT
-            self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+        if up < 0.5 * h and down < 0.5 * h:
+            self._set_spread_ref(ref + ref * (m - 1.0) * spread.ADAPT)
         return False
 
-    def _learn_spread(self, k: int, q: float) -> None:
-        """One of the first :data:`spread.LEARN` ratios after warm-up or a spread alert: the
-        reference spread is their running mean; at the end, their dispersion against a
-        Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
+    def _learn_spread(self, k: int, m: float) -> None:
+        """One of the first :data:`spread.LEARN_BATCHES` batch means after warm-up or a
+        spread alert: the reference is their running mean; at the end, their dispersion
+        against a Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
         ref = self.spread_ref
-        ref += ref * (q - 1.0) / (k + 1)
-        self.spread_ref = ref if ref > spread.MIN_REF else spread.MIN_REF
+        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
         self.spread_n = k + 1
-        self.spread_sq += q * q
-        if k + 1 == spread.LEARN:
-            self.spread_tail = spread.tail_factor(self.spread_sq / spread.LEARN)
+        if k >= spread.SETTLE_BATCHES:  # the reference is roughly right by now
+            self.spread_sq += m * m
+        if k + 1 == spread.LEARN_BATCHES:
+            measured = spread.LEARN_BATCHES - spread.SETTLE_BATCHES
+            self.spread_tail = spread.tail_factor(self.spread_sq / measured)
             self.spread_sq = 0.0
+
+    def _set_spread_ref(self, ref: float) -> None:
+        ref = min(max(ref, spread.MIN_REF), spread.MAX_REF)
+        self.spread_ref = ref
+        self._spread_cap = 2.0 * spread.CAP * ref
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -303,7 +317,7 @@ class Stream:
     def _spread_alerts(self, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """A spread CUSUM crossed its threshold: alert (unless cooling down), and learn the
         new spread afresh as the reference (the tests are idle meanwhile)."""
-        h = self._spread_h or 0.0
+        h = (self._spread_h or 0.0) * self.spread_tail
         way = spread.direction(self.spread_up, self.spread_down, h) or "up"
         before = (self.scale or MIN_SCALE) * math.sqrt(self.spread_ref)
         after = before * math.sqrt(self.recent_sq)
@@ -436,6 +450,7 @@ class Stream:
             "spread_ref": self.spread_ref,
             "spread_sq": self.spread_sq,
             "spread_tail": self.spread_tail,
+            "spread_acc": self.spread_acc,
         }
 
     def restore(self, values: object) -> None:
@@ -454,10 +469,14 @@ class Stream:
         up = state.number(fields[11], where, "spread_up", 0.0, _SPREAD_BOUND)
         down = state.number(fields[12], where, "spread_down", 0.0, _SPREAD_BOUND)
         recent_sq = state.number(fields[13], where, "recent_sq", 0.0, spread.CAP)
-        previous = state.number(fields[14], where, "previous", -spread.WIDE, spread.WIDE)
-        spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN)
+        acc_bound = 2.0 * spread.CAP * spread.MAX_REF * spread.BATCH
+        spread_acc = state.number(fields[19], where, "spread_acc", 0.0, acc_bound)
+        previous = state.number(fields[14], where, "previous", -_WIDE, _WIDE)
+        spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN_BATCHES)
         spread_ref = state.number(fields[16], where, "spread_ref", spread.MIN_REF, spread.MAX_REF)
-        spread_sq = state.number(fields[17], where, "spread_sq", 0.0, spread.LEARN * spread.CAP**2)
+        spread_sq = state.number(
+            fields[17], where, "spread_sq", 0.0, spread.LEARN_BATCHES * spread.CAP**2
+        )
         tail = state.number(
             fields[18], where, "spread_tail", 1.0, spread.tail_factor(spread.CAP**2)
         )
@@ -489,7 +508,8 @@ class Stream:
         self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
         self.spread_up, self.spread_down, self.recent_sq = up, down, recent_sq
         self.previous, self.spread_n, self.spread_ref = previous, spread_n, spread_ref
-        self.spread_sq, self.spread_tail = spread_sq, tail
+        self.spread_sq, self.spread_tail, self.spread_acc = spread_sq, tail, spread_acc
+        self._set_spread_ref(spread_ref)
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from streamproc import budget, spread
 from streamproc.alerts import Alert, StreamId
 from streamproc.domain import StreamKind
-from streamproc.settings import EngineSettings
+from streamproc.settings import EngineSettings, Override
 from streamproc.streams import Stream, default_factory
 
 SID = StreamId("m", StreamKind.VALUE, "x")
@@ -95,10 +95,11 @@ def test_the_alert_gives_the_spread_before_and_after() -> None:
     assert alert.change.scale is not None and 0.8 < alert.change.scale < 1.2
     # after: from the recent (span 50) squared differences, mostly pre-change this early
     assert alert.change.magnitude is not None and 1.5 < alert.change.magnitude < 4.5
-    assert (
-        alert.detector["params"]["threshold"]
-        == DEFAULTS.policy("m", StreamKind.VALUE, "x").spread_threshold
-    )
+    threshold = DEFAULTS.policy("m", StreamKind.VALUE, "x").spread_threshold
+    assert threshold is not None
+    params = alert.detector["params"]
+    assert threshold <= params["threshold"] < 2 * threshold  # times the stream's tail factor
+    assert params["std_after"] / params["std_before"] == alert.change.magnitude
 
 
 def test_stationary_and_mean_shifted_streams_raise_no_spread_alert() -> None:
@@ -138,6 +139,7 @@ def test_restore_refuses_spread_statistics_out_of_range() -> None:
         ("spread_up", -1.0),
         ("recent_sq", 17.0),
         ("previous", math.inf),
+        ("previous", 1e300),
         ("spread_ref", 0.0),
     )
     for field, bad in bad_values:
@@ -153,5 +155,18 @@ def test_a_heavy_tailed_stream_gets_a_wider_threshold_and_a_gaussian_one_does_no
     feed(heavy, [rng.gauss(0.0, 1.0) / max(rng.random(), 1e-9) ** (1 / 3) for _ in range(700)])
     feed(plain, gaussian(700, 3, 10**9, 1.0))
     assert heavy.spread_tail > 2.0
-    assert 1.0 <= plain.spread_tail < 1.3
-    assert spread.tail_factor(3.0) == 1.0 and spread.tail_factor(9.0) == 4.0
+    assert 1.0 <= plain.spread_tail < 1.6
+    assert spread.tail_factor(1.0 + spread.GAUSSIAN_VARIANCE) == 1.0
+    assert spread.tail_factor(1.0 + 4 * spread.GAUSSIAN_VARIANCE) == 4.0
+
+
+def test_an_override_switches_the_spread_test_off_per_stream() -> None:
+    settings = EngineSettings(overrides=(Override(stream="id_*", spread=False),))
+    assert settings.policy("m", StreamKind.VALUE, "id_user").spread_threshold is None
+    assert settings.policy("m", StreamKind.VALUE, "amount").spread_threshold is not None
+
+
+def test_a_smaller_budget_or_more_streams_raise_the_threshold_logarithmically() -> None:
+    base = EngineSettings().spread_threshold(2)
+    assert EngineSettings(false_alarms_per_100k=0.1).spread_threshold(2) == base + math.log(10)
+    assert EngineSettings(streams_per_model=1500).spread_threshold(2) == base + math.log(10)
