@@ -90,4 +90,22 @@ def _named(value: Any, keys: tuple[str, ...]) -> Any:
 
 
 def _stream(value: Any) -> Any:
-    return _named(value, _STREAM)
+    named = _named(value, _STREAM)
+    return named if type(named) is not dict else {**named, **SPREAD_AT_REST}
+
+
+SPREAD_AT_REST: dict[str, float | int] = {
+    "spread_up": 0.0,
+    "spread_down": 0.0,
+    "recent_sq": 1.0,
+    "previous": 0.0,
+    "spread_n": 0,
+    "spread_ref": 1.0,
+    "spread_sq": 0.0,
+    "spread_tail": 1.0,
+    "spread_acc": 0.0,
+}
+"""A stream's spread statistics (:mod:`streamproc.spread`), which version 1 had not: both
+CUSUMs at rest, the recent squared standardized difference at its expectation (1) and the
+previous standardized value at the mean (0), as a stream whose spread test has just been
+switched on."""

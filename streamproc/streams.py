@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 
 from river import drift
 
-from streamproc import detectors, state
+from streamproc import detectors, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
@@ -43,6 +43,13 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 1.0 / 5e-324 is inf)."""
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
+_SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
+"""Streams whose spread is watched: error streams are 0/1 or skewed losses whose spread
+moves with their mean, which the mean detectors already watch."""
+_WIDE = 2 * _STATE_BOUND / MIN_SCALE
+"""Bound of a standardized value before clipping (the spread tests read it unclipped)."""
+_SPREAD_BOUND = 1e4
+"""Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
 _IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
 
 
@@ -61,6 +68,15 @@ class StreamState(TypedDict):
     ref_mean: float
     recent: float | None
     detectors: list[dict[str, Any]]
+    spread_up: float
+    spread_down: float
+    recent_sq: float
+    previous: float
+    spread_n: int
+    spread_ref: float
+    spread_sq: float
+    spread_tail: float
+    spread_acc: float
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
@@ -96,16 +112,27 @@ class Stream:
         "_inputs",
         "_raw_feeds",
         "_specs",
+        "_spread_cap",
+        "_spread_h",
         "_standardized",
         "cooldown",
         "id",
         "n",
         "offset",
+        "previous",
         "quiet_until",
         "recent",
+        "recent_sq",
         "ref_mean",
         "ref_n",
         "scale",
+        "spread_acc",
+        "spread_down",
+        "spread_n",
+        "spread_ref",
+        "spread_sq",
+        "spread_tail",
+        "spread_up",
         "updates_per_value",
         "warm_m2",
         "warm_mean",
@@ -136,6 +163,18 @@ class Stream:
         self.ref_n = 0
         self.ref_mean = 0.0
         self.recent: float | None = None
+        spread_on = self._standardized and sid.kind in _SPREAD_KINDS
+        self._spread_h = policy.spread_threshold if spread_on else None
+        self.spread_up = 0.0
+        self.spread_down = 0.0
+        self.recent_sq = 1.0
+        self.previous = 0.0
+        self.spread_n = 0
+        self.spread_ref = 1.0
+        self.spread_sq = 0.0
+        self.spread_tail = 1.0
+        self.spread_acc = 0.0
+        self._spread_cap = 2.0 * spread.CAP
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -150,6 +189,7 @@ class Stream:
         recent = self.recent
         self.recent = x if recent is None else recent + _RECENT_ALPHA * (x - recent)
         scale = self.scale
+        spread_fired = False
         if scale is None:
             self._warm(x)
             if self._standardized:
@@ -157,6 +197,15 @@ class Stream:
             xs = x
         else:
             xs = (x - self.offset) / scale if self._standardized else x
+            h = self._spread_h
+            if h is not None:  # the spread tests: per event, only a capped sum (hot path)
+                d = xs - self.previous
+                self.previous = xs
+                dd = d * d
+                cap = self._spread_cap
+                self.spread_acc += dd if dd < cap else cap
+                if not (self.n - self.warm_n) & spread.BATCH_MASK:
+                    spread_fired = self._spread_batch(h)
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -176,9 +225,54 @@ class Stream:
                     fired = [i]
                 else:
                     fired.append(i)
+        if spread_fired:
+            found = self._alerts(fired, event_id, ts, now_ms) if fired else NO_ALERTS
+            return (*found, *self._spread_alerts(event_id, ts, now_ms))
         if fired is None:
             return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
+
+    def _spread_batch(self, h: float) -> bool:
+        """A batch of :data:`spread.BATCH` squared differences: learn the reference from it,
+        or feed its mean ratio to both CUSUMs; whether one crossed its threshold. Otherwise
+        the reference follows the stream slowly, frozen while a change is suspected."""
+        ref = self.spread_ref
+        m = 0.5 * self.spread_acc / (ref * spread.BATCH)
+        self.spread_acc = 0.0
+        k = self.spread_n
+        if k < spread.LEARN_BATCHES:
+            self._learn_spread(k, m)
+            return False
+        self.recent_sq += spread.RECENT_ALPHA * (m - self.recent_sq)
+        up = self.spread_up + spread.BATCH * (spread.UP_GAIN * m - spread.UP_COST)
+        down = self.spread_down + spread.BATCH * (spread.DOWN_GAIN * m - spread.DOWN_COST)
+        self.spread_up = up = up if up > 0.0 else 0.0
+        self.spread_down = down = down if down > 0.0 else 0.0
+        h *= self.spread_tail
+        if up > h or down > h:
+            return True
+        if up < 0.5 * h and down < 0.5 * h:
+            self._set_spread_ref(ref + ref * (m - 1.0) * spread.ADAPT)
+        return False
+
+    def _learn_spread(self, k: int, m: float) -> None:
+        """One of the first :data:`spread.LEARN_BATCHES` batch means after warm-up or a
+        spread alert: the reference is their running mean; at the end, their dispersion
+        against a Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
+        ref = self.spread_ref
+        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
+        self.spread_n = k + 1
+        if k >= spread.SETTLE_BATCHES:  # the reference is roughly right by now
+            self.spread_sq += m * m
+        if k + 1 == spread.LEARN_BATCHES:
+            measured = spread.LEARN_BATCHES - spread.SETTLE_BATCHES
+            self.spread_tail = spread.tail_factor(self.spread_sq / measured)
+            self.spread_sq = 0.0
+
+    def _set_spread_ref(self, ref: float) -> None:
+        ref = min(max(ref, spread.MIN_REF), spread.MAX_REF)
+        self.spread_ref = ref
+        self._spread_cap = 2.0 * spread.CAP * ref
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -219,6 +313,43 @@ class Stream:
             self.offset = self.warm_mean
             scale = std if std > 0 else (abs(self.warm_mean) or 1.0)
             self.scale = scale if scale >= MIN_SCALE else MIN_SCALE
+
+    def _spread_alerts(self, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
+        """A spread CUSUM crossed its threshold: alert (unless cooling down), and learn the
+        new spread afresh as the reference (the tests are idle meanwhile)."""
+        h = (self._spread_h or 0.0) * self.spread_tail
+        way = spread.direction(self.spread_up, self.spread_down, h) or "up"
+        before = (self.scale or MIN_SCALE) * math.sqrt(self.spread_ref)
+        after = before * math.sqrt(self.recent_sq)
+        self.spread_up = self.spread_down = 0.0
+        self.recent_sq = 1.0
+        self.spread_n = 0
+        self.spread_sq = 0.0
+        if self.n < self.quiet_until:
+            return NO_ALERTS
+        if self.cooldown:
+            self.quiet_until = self.n + self.cooldown
+        ratio = after / before
+        params = {
+            "up_ratio": spread.UP_RATIO,
+            "down_ratio": spread.DOWN_RATIO,
+            "threshold": h,
+            "std_before": before,
+            "std_after": after,
+        }
+        change = Change(self.recent, self.recent, before, ratio, way, None)
+        alert = Alert(
+            alert_id=alert_id(self.id, len(self._specs), "spread", self.n),
+            stream=self.id,
+            detector={"type": "spread", "params": params},
+            event_id=event_id,
+            event_ts=ts,
+            detected_at=now_ms,
+            events_seen=self.n,
+            change=change,
+            severity=Severity.CRITICAL if ratio >= 2 or ratio <= 0.5 else Severity.WARNING,
+        )
+        return (alert,)
 
     def _update_raw_only(
         self, x: float, event_id: str | None, ts: int, now_ms: int
@@ -311,6 +442,15 @@ class Stream:
             "ref_mean": self.ref_mean,
             "recent": self.recent,
             "detectors": [state.encode_detector(det) for det in self._detectors],
+            "spread_up": self.spread_up,
+            "spread_down": self.spread_down,
+            "recent_sq": self.recent_sq,
+            "previous": self.previous,
+            "spread_n": self.spread_n,
+            "spread_ref": self.spread_ref,
+            "spread_sq": self.spread_sq,
+            "spread_tail": self.spread_tail,
+            "spread_acc": self.spread_acc,
         }
 
     def restore(self, values: object) -> None:
@@ -322,8 +462,23 @@ class Stream:
         names the first bad one, and the stream is left unchanged.
         """
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
+        fields = state.named(values, STATE_FIELDS, where)
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
-            state.named(values, STATE_FIELDS, where)
+            fields[:11]
+        )
+        up = state.number(fields[11], where, "spread_up", 0.0, _SPREAD_BOUND)
+        down = state.number(fields[12], where, "spread_down", 0.0, _SPREAD_BOUND)
+        recent_sq = state.number(fields[13], where, "recent_sq", 0.0, spread.CAP)
+        acc_bound = 2.0 * spread.CAP * spread.MAX_REF * spread.BATCH
+        spread_acc = state.number(fields[19], where, "spread_acc", 0.0, acc_bound)
+        previous = state.number(fields[14], where, "previous", -_WIDE, _WIDE)
+        spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN_BATCHES)
+        spread_ref = state.number(fields[16], where, "spread_ref", spread.MIN_REF, spread.MAX_REF)
+        spread_sq = state.number(
+            fields[17], where, "spread_sq", 0.0, spread.LEARN_BATCHES * spread.CAP**2
+        )
+        tail = state.number(
+            fields[18], where, "spread_tail", 1.0, spread.tail_factor(spread.CAP**2)
         )
         n = state.count(n, where, "n")
         quiet = state.count(quiet, where, "quiet_until")
@@ -353,6 +508,10 @@ class Stream:
         self.warm_n, self.ref_n = warm_n, ref_n
         self.warm_mean, self.warm_m2, self.offset = warm_mean, warm_m2, offset
         self.scale, self.ref_mean, self.recent = scale, ref_mean, recent
+        self.spread_up, self.spread_down, self.recent_sq = up, down, recent_sq
+        self.previous, self.spread_n, self.spread_ref = previous, spread_n, spread_ref
+        self.spread_sq, self.spread_tail, self.spread_acc = spread_sq, tail, spread_acc
+        self._set_spread_ref(spread_ref)
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det

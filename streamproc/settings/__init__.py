@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamproc import budget, spread
 from streamproc.config_sources import (
     ENV_PREFIX,
     EnvironmentSource,
@@ -142,6 +143,7 @@ class Override(Frozen):
     )
     standardize: bool | None = Field(default=None, description="Overrides engine.standardize.")
     warmup: int | None = Field(default=None, ge=2, description="Overrides engine.warmup.")
+    spread: bool | None = Field(default=None, description="Overrides engine.spread.")
     cooldown_events: int | None = Field(
         default=None, ge=0, description="Overrides engine.cooldown_events."
     )
@@ -161,6 +163,8 @@ class StreamPolicy(Frozen):
     standardize: bool
     warmup: int
     cooldown_events: int
+    spread_threshold: float | None = None
+    """Threshold of the spread CUSUMs (:mod:`streamproc.spread`); None: no spread test."""
 
 
 class EngineSettings(Frozen):
@@ -179,6 +183,23 @@ class EngineSettings(Frozen):
         ge=0,
         description="After an alert, further alerts of the same stream are held back for this "
         "many of its events, so one change gives one alert.",
+    )
+    spread: bool = Field(
+        default=True,
+        description="Watch the spread of standardized streams (variance doubling or halving, "
+        "heavier tails) with two CUSUMs on squared standardized values.",
+    )
+    false_alarms_per_100k: float = Field(
+        default=1.0,
+        gt=0,
+        description="False-alarm budget per model over all its streams, per 100,000 events; "
+        "the spread thresholds are derived from it (docs/detectors.md).",
+    )
+    streams_per_model: int = Field(
+        default=150,
+        ge=1,
+        description="Streams a model is budgeted for (50 features: about 150 streams); a "
+        "bound, since a model's streams appear as its features arrive.",
     )
     detectors: DetectorDefaults = Field(
         default_factory=DetectorDefaults,
@@ -208,6 +229,7 @@ class EngineSettings(Frozen):
             "standardize": self.standardize,
             "warmup": self.warmup,
             "cooldown_events": self.cooldown_events,
+            "spread": self.spread,
         }
         for override in self.overrides:
             if override.matches(model, kind, name):
@@ -216,7 +238,19 @@ class EngineSettings(Frozen):
                 )
                 if override.detectors is not None:
                     fields["detectors"] = override.detectors
+        spread_on = fields.pop("spread") and fields["standardize"]
+        fields["spread_threshold"] = self.spread_threshold(len(fields["detectors"]))
+        if not spread_on:
+            fields["spread_threshold"] = None
         return StreamPolicy(**fields)
+
+    def spread_threshold(self, detectors: int) -> float:
+        """ln(ARL0) of each spread CUSUM: the model's budget shared by its streams and, within
+        a stream, by its detectors and the two spread tests (:mod:`streamproc.budget`)."""
+        arl0 = budget.stream_arl0(
+            self.false_alarms_per_100k, self.streams_per_model, detectors + spread.SOURCES
+        )
+        return budget.cusum_threshold(arl0)
 
 
 class Limits(Frozen):

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc import snapshot_v1
 from streamproc.arrival.monitor import STATE_FIELDS as ARRIVAL_FIELDS
 from streamproc.engine import FEATURE_FIELDS, MODEL_FIELDS, SNAPSHOT_VERSION, Engine
 from streamproc.settings import ArrivalSettings, Limits
@@ -22,12 +23,14 @@ from tests.unit.test_snapshot_validation import EVENTS, SPLIT, run
 
 
 def engine(arrival: bool) -> Engine:
-    """What version 1 had: no category streams (only counts, which the upgrade drops) and no
-    rollups (their state did not exist)."""
+    """What version 1 had: no category streams (only counts, which the upgrade drops), no
+    rollups (their state did not exist) and no spread tests (the upgrade starts them at
+    rest)."""
     settings = settings_with_everything().model_copy(
         update={
             "categories": CategorySettings(enabled=False),
             "rollup": RollupSettings(enabled=False),
+            "spread": False,
         }
     )
     return Engine(settings, Limits(), arrival=ArrivalSettings() if arrival else None)
@@ -73,7 +76,10 @@ def _stream_v1(stream: dict[str, Any] | None) -> list[Any] | None:
     if stream is None:
         return None
     assert tuple(stream) == STATE_FIELDS
-    return list(stream.values())
+    assert {
+        k: stream[k] for k in snapshot_v1.SPREAD_AT_REST
+    } == snapshot_v1.SPREAD_AT_REST  # spread off
+    return [v for k, v in stream.items() if k not in snapshot_v1.SPREAD_AT_REST]
 
 
 @pytest.mark.parametrize("arrival", [True, False])
