@@ -18,7 +18,7 @@ from streamproc.alerts import Alert, Change, Severity, StreamId
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.settings import StreamPolicy
-from streamproc.streams import CLIP, RECENT_SPAN, Stream
+from streamproc.streams import CLIP, RECENT_SPAN, Stream, default_factory
 from streamproc.summaries import summarize
 
 
@@ -233,3 +233,19 @@ def test_rate_changes_have_no_scale_and_value_changes_speak_in_sds() -> None:
     )
     assert change_rules.summarize(VALUE, 1.0, 1.0, 2.0, None).direction == "none"
     assert change_rules.summarize(VALUE, None, 1.0, 2.0, None).magnitude is None
+
+
+def test_ddm_on_correctness_catches_a_degradation_as_docs_detectors_says() -> None:
+    """docs/detectors.md: the engine flips DDM's input on correctness streams."""
+    policy = StreamPolicy(
+        detectors=(DetectorSpec(type="ddm"),), standardize=True, warmup=100, cooldown_events=0
+    )
+    stream = Stream(StreamId("m", StreamKind.CORRECTNESS, "correctness"), policy, default_factory)
+    rng = random.Random(3)
+    values = [float(rng.random() < 0.95) for _ in range(2000)]
+    values += [float(rng.random() < 0.6) for _ in range(1000)]
+    alerts = feed(stream, values)
+    after = [a for a in alerts if 2000 < a.events_seen <= 2300]
+    assert after, "DDM must catch the fall from 95% to 60% correct"
+    assert after[0].change.direction == "down"
+    assert after[0].severity is Severity.CRITICAL
