@@ -249,3 +249,50 @@ def test_ddm_on_correctness_catches_a_degradation_as_docs_detectors_says() -> No
     assert after, "DDM must catch the fall from 95% to 60% correct"
     assert after[0].change.direction == "down"
     assert after[0].severity is Severity.CRITICAL
+
+
+def test_an_alert_carries_its_event_and_times_on_both_paths() -> None:
+    """After the warm-up (standardized detector) and during it (a binary detector, which
+    reads raw values from the start): id, event time, detection time and position."""
+    dets = [Scripted(at=[5]), Scripted(at=[3])]
+    specs = (DetectorSpec(type="ddm"), DetectorSpec(type="page_hinkley"))
+    policy = StreamPolicy(detectors=specs, standardize=True, warmup=4, cooldown_events=0)
+    made = iter(dets)
+    stream = Stream(StreamId("m", StreamKind.VALUE, "x"), policy, lambda s, std: next(made))
+    got = []
+    for n, x in enumerate([1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 2.0], start=1):
+        got += stream.update(x, f"e{n}", 1000 + n, 2000 + n)
+    assert [(a.event_id, a.event_ts, a.detected_at, a.events_seen) for a in got] == [
+        ("e5", 1005, 2005, 5),  # ddm: its 5th value, read raw during the warm-up
+        ("e7", 1007, 2007, 7),  # page_hinkley: its 3rd, the warm-up took 4
+    ]
+    assert dets[0].seen == [1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 2.0]
+    assert got[1].detector["params"]["threshold"] == 50.0  # scale-free default: standardized
+    assert got[1].alert_id != got[0].alert_id
+
+
+def test_an_alert_during_the_warm_up_has_the_warm_up_sd_so_far() -> None:
+    det = Scripted(at=[3])
+    policy = StreamPolicy(
+        detectors=(DetectorSpec(type="ddm"),), standardize=True, warmup=10, cooldown_events=0
+    )
+    stream = Stream(StreamId("m", StreamKind.VALUE, "x"), policy, lambda s, std: det)
+    (alert,) = feed(stream, [1.0, 3.0, 5.0])
+    assert alert.change.scale == pytest.approx(2.0)  # sample sd of 1, 3, 5
+    assert alert.change.mean_before == pytest.approx(3.0)
+    early = Stream(StreamId("m", StreamKind.VALUE, "x"), policy, lambda s, std: Scripted(at=[1]))
+    (first,) = feed(early, [1.0])
+    assert first.change.scale is None and first.change.magnitude is None
+    two = Stream(StreamId("m", StreamKind.VALUE, "x"), policy, lambda s, std: Scripted(at=[2]))
+    (second,) = feed(two, [1.0, 3.0])
+    assert second.change.scale == pytest.approx(math.sqrt(2.0))
+
+
+def test_a_flipped_binary_detector_reads_one_minus_x_during_the_warm_up() -> None:
+    det = Scripted(at=[])
+    policy = StreamPolicy(
+        detectors=(DetectorSpec(type="ddm"),), standardize=True, warmup=100, cooldown_events=0
+    )
+    sid = StreamId("m", StreamKind.CORRECTNESS, "correctness")
+    feed(Stream(sid, policy, lambda s, std: det), [1.0, 0.0, 1.0])
+    assert det.seen == [0.0, 1.0, 0.0]
