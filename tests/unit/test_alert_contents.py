@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import pytest
 
 from streamproc import change as change_rules
-from streamproc.alerts import Alert, Change, Severity, StreamId
+from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.settings import StreamPolicy
@@ -254,7 +254,7 @@ def test_ddm_on_correctness_catches_a_degradation_as_docs_detectors_says() -> No
 def test_an_alert_carries_its_event_and_times_on_both_paths() -> None:
     """After the warm-up (standardized detector) and during it (a binary detector, which
     reads raw values from the start): id, event time, detection time and position."""
-    dets = [Scripted(at=[5]), Scripted(at=[3])]
+    dets = [Scripted(at=[3]), Scripted(at=[3])]
     specs = (DetectorSpec(type="ddm"), DetectorSpec(type="page_hinkley"))
     policy = StreamPolicy(detectors=specs, standardize=True, warmup=4, cooldown_events=0)
     made = iter(dets)
@@ -263,12 +263,16 @@ def test_an_alert_carries_its_event_and_times_on_both_paths() -> None:
     for n, x in enumerate([1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 2.0], start=1):
         got += stream.update(x, f"e{n}", 1000 + n, 2000 + n)
     assert [(a.event_id, a.event_ts, a.detected_at, a.events_seen) for a in got] == [
-        ("e5", 1005, 2005, 5),  # ddm: its 5th value, read raw during the warm-up
+        ("e3", 1003, 2003, 3),  # ddm: its 3rd value, read raw during the warm-up
         ("e7", 1007, 2007, 7),  # page_hinkley: its 3rd, the warm-up took 4
     ]
     assert dets[0].seen == [1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 2.0]
-    assert got[1].detector["params"]["threshold"] == 50.0  # scale-free default: standardized
-    assert got[1].alert_id != got[0].alert_id
+    assert got[1].detector["params"]["delta"] == 0.25  # scale-free default: standardized
+    assert got[0].detector == {"type": "ddm", "params": got[0].detector["params"]}
+    assert [a.alert_id for a in got] == [
+        alert_id(StreamId("m", StreamKind.VALUE, "x"), 0, "ddm", 3),
+        alert_id(StreamId("m", StreamKind.VALUE, "x"), 1, "page_hinkley", 7),
+    ]
 
 
 def test_an_alert_during_the_warm_up_has_the_warm_up_sd_so_far() -> None:
@@ -296,3 +300,9 @@ def test_a_flipped_binary_detector_reads_one_minus_x_during_the_warm_up() -> Non
     sid = StreamId("m", StreamKind.CORRECTNESS, "correctness")
     feed(Stream(sid, policy, lambda s, std: det), [1.0, 0.0, 1.0])
     assert det.seen == [0.0, 1.0, 0.0]
+    fhddm = Scripted(at=[])  # alarms on fewer 1s: on a value stream it reads 1 - x
+    policy = StreamPolicy(
+        detectors=(DetectorSpec(type="fhddm"),), standardize=True, warmup=100, cooldown_events=0
+    )
+    feed(Stream(StreamId("m", StreamKind.VALUE, "x"), policy, lambda s, std: fhddm), [1.0, 0.25])
+    assert fhddm.seen == [0.0, 0.75]
