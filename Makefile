@@ -75,7 +75,7 @@ bench-throughput: $(STAMP)
 docs-examples: $(STAMP)
 	$(BIN)/python -m tests.support.docs_examples
 
-# Mutation testing of the core ([tool.mutmut] in pyproject.toml): slow, not part of `test`
+# Mutation testing of the core ([tool.mutmut] in pyproject.toml, results in docs/mutation.md): slow, not part of `test`
 # or CI. `$(BIN)/mutmut results` lists the survivors afterwards; mutants/ is scratch.
 mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2
