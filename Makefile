@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test tools lint typecheck layers unit integration kafka-up kafka-down bench-quality bench-throughput clean
+.PHONY: run test tools lint typecheck layers unit integration kafka-up kafka-down bench-quality bench-throughput mutation docs-examples clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s)" % sys.version.split()[0])'
@@ -69,6 +69,17 @@ bench-quality: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python -m bench.throughput
+
+# Rewrites the example alerts and log lines of README.md and docs/alerts.md from a
+# replay of the demo scenario (tests/unit/test_docs_examples.py checks them).
+docs-examples: $(STAMP)
+	$(BIN)/python -m tests.support.docs_examples
+
+# Mutation testing of the core ([tool.mutmut] in pyproject.toml, results in docs/mutation.md): slow, not part of `test`
+# or CI. `$(BIN)/mutmut results` lists the survivors afterwards; mutants/ is scratch.
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

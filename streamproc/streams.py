@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from river import drift
 
+from streamproc import change as change_rules
 from streamproc import detectors, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
@@ -50,7 +51,6 @@ _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
-_IMPROVES_WHEN_DOWN = frozenset({StreamKind.MISSING_RATE, StreamKind.ERROR})
 
 
 class StreamState(TypedDict):
@@ -367,17 +367,23 @@ class Stream:
     def _alerts(
         self, fired: list[int], event_id: str | None, ts: int, now_ms: int
     ) -> Sequence[Alert]:
+        """Alerts for the detectors that fired. Every detection, even one held back by the
+        cooldown, starts a new reference: the next alert's ``mean_before`` is then the regime
+        since the latest change point, not a mix of regimes the cooldown hid."""
         if self.n < self.quiet_until:
+            self._new_reference()
             return NO_ALERTS
         if self.cooldown:
             # One alert per change: the first detector to fire speaks for the stream.
             fired = fired[:1]
             self.quiet_until = self.n + self.cooldown
-        change = self._change(fired[0])
-        alerts = [self._alert(i, change, event_id, ts, now_ms) for i in fired]
+        alerts = [self._alert(i, self._change(i), event_id, ts, now_ms) for i in fired]
+        self._new_reference()
+        return alerts
+
+    def _new_reference(self) -> None:
         self.ref_n = 0
         self.ref_mean = 0.0
-        return alerts
 
     def _alert(self, i: int, change: Change, event_id: str | None, ts: int, now_ms: int) -> Alert:
         spec = self._specs[i]
@@ -392,41 +398,21 @@ class Stream:
             detected_at=now_ms,
             events_seen=self.n,
             change=change,
-            severity=self._severity(change),
+            severity=change_rules.severity(self.id, change),
         )
 
     def _change(self, i: int) -> Change:
+        """The change detector ``i`` saw, with its own window (an int, as the schema says)."""
         before = self.ref_mean if self.ref_n else None
-        after = self.recent
         scale = self.scale if self.scale is not None else self._warm_std()
-        magnitude = None
-        if before is not None and after is not None and scale:
-            magnitude = (after - before) / scale
-        direction = "none"
-        if before is not None and after is not None and after != before:
-            direction = "up" if after > before else "down"
         width = getattr(self._detectors[i], "width", None)
-        return Change(before, after, scale, magnitude, direction, width)
+        window = None if width is None else int(width)
+        return change_rules.summarize(self.id, before, self.recent, scale, window)
 
     def _warm_std(self) -> float | None:
         if self.warm_n < 2:
             return None
         return math.sqrt(self.warm_m2 / (self.warm_n - 1))
-
-    def _severity(self, change: Change) -> Severity:
-        kind = self.id.kind
-        if change.direction == "down" and kind in _IMPROVES_WHEN_DOWN:
-            return Severity.INFO
-        if change.direction == "up" and kind is StreamKind.CORRECTNESS:
-            return Severity.INFO
-        if kind in _RAW_KINDS or (kind is StreamKind.ERROR and change.magnitude is None):
-            before, after = change.mean_before or 0.0, change.mean_after or 0.0
-            worse = after if kind is StreamKind.MISSING_RATE else 1.0 - after
-            base = before if kind is StreamKind.MISSING_RATE else 1.0 - before
-            return Severity.CRITICAL if worse >= 2 * base and worse > 0 else Severity.WARNING
-        if change.magnitude is not None and abs(change.magnitude) >= 2.0:
-            return Severity.CRITICAL
-        return Severity.WARNING
 
     def to_state(self) -> StreamState:
         """Plain values (and encoded detectors) from which :meth:`restore` rebuilds the stream."""

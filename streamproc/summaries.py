@@ -26,7 +26,9 @@ def summarize(alert: Alert) -> str:
         )
     elif change.mean_before is not None and change.mean_after is not None:
         what = f"mean {change.mean_before:.4g} -> {change.mean_after:.4g}"
-        if change.magnitude is not None:
+        if change.magnitude is not None and change.scale is None:  # a rate: points
+            what += f" ({100 * change.magnitude:+.1f} pp)"
+        elif change.magnitude is not None:
             what += f" ({change.magnitude:+.2f} sd)"
     else:
         what = f"direction {change.direction}"

@@ -269,7 +269,10 @@ class Limits(Frozen):
         default=200, ge=1, description="Longest model id, feature name or event id."
     )
     max_streams_per_model: int = Field(
-        default=10_000, ge=1, description="Most feature streams tracked per model."
+        default=10_000,
+        ge=1,
+        description="Most features tracked per model (each feature has a value or category "
+        "stream and a missing-rate stream).",
     )
     max_category_length: int = Field(
         default=200,
