@@ -31,7 +31,7 @@ layers: $(STAMP)
 # Two invocations, each with a floor on the tests it selects (tests/conftest.py
 # --min-tests): a marker or addopts change cannot empty one suite while the other passes.
 # Raise a floor when a suite grows; under CI (CI=1) any skip fails the run.
-UNIT_MIN        := 1050
+UNIT_MIN        := 1100
 INTEGRATION_MIN := 50
 
 unit: tools $(STAMP)
