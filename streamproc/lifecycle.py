@@ -34,9 +34,6 @@ StreamOf = Callable[[StreamId], Stream | None]
 
 NEVER = -1
 """The span of an entry that only a later alert ends (silence: its ``recovered``)."""
-MAX_COUNT = 2**53
-"""Counts restored above this are corrupt (a model would need centuries to get there), and
-near 2**64 the next snapshot could not encode them."""
 MAX_MEMBERS = 64
 """Streams a model alert lists (the first to alert in its window)."""
 MAX_ALERTS_PER_ENTRY = 4
@@ -289,8 +286,6 @@ def decode(model: str, values: object, stream_of: StreamOf, max_entries: int) ->
     episodes = Episodes()
     episodes.events = state.count(events, where, "events")
     episodes.serial = state.count(serial, where, "serial")
-    if max(episodes.events, episodes.serial) > MAX_COUNT:
-        raise StateError(f"{where}: events or serial beyond {MAX_COUNT}")
     if type(active) is not list or len(active) > max_entries:
         raise StateError(f"{where}: active must be a list of at most {max_entries}")
     for item in active:

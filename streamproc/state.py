@@ -139,11 +139,20 @@ def loads(data: bytes) -> Any:
 _FLOAT_MAX: Final = sys.float_info.max
 
 
+MAX_COUNT: Final = 2**53
+"""Ceiling of every count in a snapshot (events, positions, times in ms): no stream sees
+so many events, and a count near 2**64 that grows by a few would make the next snapshot
+impossible to encode (orjson takes 64-bit integers)."""
+
+
 def count(value: object, where: str, name: str) -> int:
-    """A non-negative integer (JSON booleans are not integers here). ``where`` and ``name``
-    make the message, built only on failure: recovery restores 100,000s of streams."""
-    if type(value) is not int or value < 0:
-        raise StateError(f"{where}: {name}: expected a non-negative integer, got {_shown(value)}")
+    """An integer in [0, :data:`MAX_COUNT`] (JSON booleans are not integers here). ``where``
+    and ``name`` make the message, built only on failure: recovery restores 100,000s of
+    streams."""
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        raise StateError(
+            f"{where}: {name}: expected a non-negative integer up to 2**53, got {_shown(value)}"
+        )
     return value
 
 

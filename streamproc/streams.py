@@ -474,8 +474,6 @@ class Stream:
         )
         if warm_n > n or ref_n > n:
             raise StateError(f"{where}: warm_n {warm_n} or ref_n {ref_n} exceeds n {n}")
-        if n > 2**53:  # corrupt: near 2**64, a few events later no snapshot could encode it
-            raise StateError(f"{where}: n {n} beyond 2**53")
         bound = _STATE_BOUND
         warm_mean = state.number(warm_mean, where, "warm_mean", -bound, bound)
         warm_m2 = state.number(warm_m2, where, "warm_m2", 0.0)

@@ -104,6 +104,7 @@ CORRUPTIONS = [
     (("m0", "features", "c", "category", "warm", "x"), "3", "warm-up count"),
     (("m0", "features", "c", "category", "warm", "x"), -3, "warm-up count"),
     (("m0", "features", "c", "category", "ref_n"), 10**6, "exceeds n"),
+    (("m0", "features", "c", "category", "n"), 2**64 - 45, "up to 2**53"),
     (
         ("m0", "errors"),
         {**get(("m0", "errors")), "bogus": get(("m0", "errors", "error"))},
@@ -154,9 +155,11 @@ def test_the_other_models_continue_exactly_and_the_rejected_one_starts_afresh() 
 
 def test_a_cooldown_is_never_restored_longer_than_configured() -> None:
     restored = engine()
-    assert restored.restore(corrupted((*VALUE_A, "quiet_until"), 2**63)).rejected == ()
+    assert restored.restore(corrupted((*VALUE_A, "quiet_until"), 2**52)).rejected == ()
     (stream,) = [s for s in restored.streams(["m0"]) if s.id.name == "a" and s.id.kind == "value"]
     assert stream.quiet_until == stream.n + settings_with_everything().cooldown_events
+    (rejected,) = engine().restore(corrupted((*VALUE_A, "quiet_until"), 2**63)).rejected
+    assert "up to 2**53" in rejected.reason
 
 
 def test_a_valid_snapshot_restores_every_model() -> None:
