@@ -4,8 +4,10 @@ An upstream change (a join that broke, a unit that changed) moves many features 
 model at once; a person wants one alert that lists them, not one per stream. When a
 stream alerts and at least ``needed`` streams of the model are in drift with their
 latest alerts within ``window_events`` of the model's feature events, a ``model`` alert
-lists them (stream ids and alert ids, in ``members``). One per episode: the next can
-only come once every member has resolved, which resolves the model alert too.
+lists them (stream ids and alert ids, in ``members``). One per episode: streams that alert
+while it is open join it (the model alert is published again, same id, longer
+``members``), and the next episode can only come once every member has resolved, which
+resolves the model alert too.
 
 The stream alerts are still published (programs read them); sinks send the model alert
 instead of its members' (docs/alerts.md).
@@ -13,9 +15,10 @@ instead of its members' (docs/alerts.md).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
-from streamproc.alerts import Alert, Change, Member, Severity, StreamId, alert_id
+from streamproc.alerts import Alert, Change, Member, Severity, Status, StreamId, alert_id
 from streamproc.domain import StreamKind
 from streamproc.lifecycle import MAX_MEMBERS, Episode, Episodes, Key, resolved
 from streamproc.settings.alerts import RollupSettings
@@ -50,7 +53,11 @@ class Rollup:
                 if not episode.waiting:
                     episodes.rollup = None
                     out.append(resolved(episode.alert, now_ms))
-            return  # one episode at a time; none starts at the event that ended one
+                    return  # one episode at a time; none starts at the event that ended one
+            grown = _joined(episode, alerts)
+            if grown is not None:
+                out.append(grown)
+            return
         if event is None or not any(a.stream.kind in _DRIFT for a in alerts):
             return
         since = episodes.events - self._settings.window_events
@@ -89,6 +96,32 @@ class Rollup:
             severity=max((a.severity for a in firing), key=_RANK.__getitem__),
             members=tuple(Member(a.stream, a.alert_id) for a in firing),
         )
+
+
+def _joined(episode: Episode, alerts: Sequence[Alert]) -> Alert | None:
+    """The model alert again, same id, when streams not yet listed alert during its episode:
+    so a flood of 20 streams is one model alert with 20 members, which sinks update in
+    place, not one listing the first few followed by each later stream's own page. A member
+    that alerts again is waited for again; the model alert is re-sent only for new ones."""
+    current = episode.alert
+    listed = {(m.stream.kind, m.stream.name) for m in current.members or ()}
+    new: list[Alert] = []
+    for alert in alerts:
+        if alert.stream.kind not in _DRIFT or alert.status is not Status.FIRING:
+            continue
+        key = (alert.stream.kind, alert.stream.name)
+        episode.waiting.add(key)
+        if key not in listed and len(listed) < MAX_MEMBERS:
+            listed.add(key)
+            new.append(alert)
+    if not new:
+        return None
+    episode.alert = dataclasses.replace(
+        current,
+        members=(*(current.members or ()), *(Member(a.stream, a.alert_id) for a in new)),
+        severity=max((current.severity, *(a.severity for a in new)), key=_RANK.__getitem__),
+    )
+    return episode.alert
 
 
 _DRIFT = frozenset(

@@ -214,11 +214,25 @@ def test_one_model_alert_per_episode_until_its_members_resolve() -> None:
     messages = models(feed(engine(rollup=rollup), rows(120, spikes, features=4)))
     assert [(i, a.status) for i, a in messages] == [
         (5, Status.FIRING),
-        (25, Status.RESOLVED),  # f0 and f1 stable; f2 and f3 were not members
+        (12, Status.FIRING),  # f2 and f3 join the open episode: the same alert, updated
+        (32, Status.RESOLVED),  # once its last members (f2, f3) are stable
         (60, Status.FIRING),
         (80, Status.RESOLVED),
     ]
-    assert messages[0][1].alert_id != messages[2][1].alert_id
+    first, grown, resolved, second, _ = (a for _, a in messages)
+    assert grown.alert_id == first.alert_id == resolved.alert_id != second.alert_id
+    assert [m.stream.name for m in first.members or ()] == ["f0", "f1"]
+    assert [m.stream.name for m in grown.members or ()] == ["f0", "f1", "f2", "f3"]
+    assert resolved.members == grown.members
+
+
+def test_a_flood_of_streams_is_one_model_alert_listing_them_all() -> None:
+    rollup = RollupSettings(min_streams=3, min_share=None, window_events=500)
+    spikes = {10 + i: (f"f{i}",) for i in range(20)}  # 20 streams, one after another
+    messages = models(feed(engine(rollup=rollup), rows(60, spikes, features=20)))
+    firing = [a for _, a in messages if a.status is Status.FIRING]
+    assert len({a.alert_id for a in firing}) == 1, "one model alert, re-sent as it grows"
+    assert [m.stream.name for m in firing[-1].members or ()] == [f"f{i}" for i in range(20)]
 
 
 def test_a_forgotten_model_resolves_its_active_alerts() -> None:
