@@ -85,10 +85,13 @@ class RoutedAlert:
 
     @property
     def delivery_id(self) -> str:
-        """The same for every delivery of one alert's firing (or resolved) message."""
-        return str(
-            uuid.uuid5(_DELIVERY_NAMESPACE, orjson.dumps([self.alert_id, self.status]).decode())
-        )
+        """The same for every delivery of one alert's firing (or resolved) message. A model
+        alert is published again, same id, as streams join its episode: each version (by its
+        number of members) is a delivery of its own, so the sinks get the update."""
+        parts: list[object] = [self.alert_id, self.status]
+        if self.is_model_alert:
+            parts.append(len(self.covers))
+        return str(uuid.uuid5(_DELIVERY_NAMESPACE, orjson.dumps(parts).decode()))
 
     def covered_by(self, model_alert: RoutedAlert) -> bool:
         """Whether ``model_alert`` stands for this stream alert."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import Any
 
+from streamproc.alerts import Status
 from streamproc.dev.localkafka import LocalKafka
+from streamproc.domain import StreamKind
 from streamproc.route.alertmanager import rfc3339
+from streamproc.settings.alerts import RollupSettings
 from tests.integration.alertmanager_fixtures import (  # noqa: F401 (a fixture)
     AlertmanagerFactory,
     AlertmanagerServer,
@@ -22,6 +26,7 @@ from tests.integration.route_harness import (
     running_router,
     until,
 )
+from tests.unit.test_lifecycle import engine, feed, rows
 
 OUTAGE_SECONDS = 20.0
 
@@ -103,3 +108,45 @@ async def test_alerts_reach_alertmanager_through_an_outage_and_resolve(
         assert "during-0" not in by_id(am.alerts())
         assert by_id(am.alerts())["during-1"]["status"]["state"] == "active"
         assert router.count("delivered", "alertmanager") == 8
+
+
+async def test_a_flood_of_20_stream_alerts_reaches_alertmanager_as_one_model_alert(
+    kafka: LocalKafka,
+    topic_factory: TopicFactory,
+    producer_factory: ProducerFactory,
+    alertmanager_factory: AlertmanagerFactory,  # noqa: F811
+) -> None:
+    """The engine's own messages for 20 streams of one model drifting one after another
+    (the stream alerts, and the model alert published again as each stream joins it), read
+    by the router: Alertmanager holds the one model alert, listing all 20, and nothing else."""
+    rollup = RollupSettings(min_streams=3, min_share=None, window_events=500)
+    spikes = {10 + i: (f"f{i}",) for i in range(20)}
+    now_ms = int(time.time() * 1000)  # the engine helper's clock is in the past: Alertmanager
+    messages = [  # would take its alerts as long over
+        dataclasses.replace(a, detected_at=now_ms)
+        for _, a in feed(engine(rollup=rollup), rows(30, spikes, features=20))
+    ]
+    assert len([a for a in messages if a.stream.kind is StreamKind.VALUE]) == 20
+    assert all(a.status is Status.FIRING for a in messages)
+    alerts_topic, dead = await topic_factory(), await topic_factory()
+    producer = await producer_factory()
+    for message in messages:
+        await producer.send_and_wait(alerts_topic, message.to_json(), key=b"m")
+    am = alertmanager_factory()
+    async with running_router(
+        kafka, alerts_topic, dead, alertmanager_urls=am.url, group_delay_seconds="3"
+    ) as router:
+        await until(
+            lambda: any("20 streams drifted together" in _summary(a) for a in am.alerts()),
+            what="the model alert listing all 20 streams",
+        )
+        assert router.registry.get_sample_value("streamproc_route_suppressed_total") == 20
+        held = am.alerts()
+    (model_alert,) = held
+    assert model_alert["labels"]["alertname"] == "StreamprocModel"
+    assert model_alert["labels"]["model"] == "m"
+    assert model_alert["annotations"]["alert_id"] == messages[-1].alert_id
+
+
+def _summary(alert: dict[str, Any]) -> str:
+    return str(alert["annotations"]["summary"])
