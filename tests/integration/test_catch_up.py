@@ -17,6 +17,7 @@ from streamproc.dev.localkafka import LocalKafka
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
     DRIFT_ONLY,
+    QUICK_CHECKPOINTS,
     Cluster,
     commit_offsets,
     end_offsets,
@@ -31,11 +32,7 @@ from tests.integration.workers import (
 
 pytestmark = pytest.mark.timeout(300)
 
-CHECKPOINTS = {
-    "STREAMPROC_WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
-    "STREAMPROC_WORKER_SESSION_TIMEOUT_SECONDS": "6",
-    **DRIFT_ONLY,
-}
+CHECKPOINTS = QUICK_CHECKPOINTS
 
 
 async def test_a_quiet_partitions_tail_is_processed_without_new_records(

@@ -25,6 +25,7 @@ from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
     DRIFT_ONLY,
+    QUICK_CHECKPOINTS,
     Cluster,
     WorkerProcess,
     demo_events,
@@ -40,11 +41,9 @@ from tests.support.outage import HaltableKafka
 pytestmark = pytest.mark.timeout(420)
 
 FAST_CHECKPOINTS = {
-    "STREAMPROC_WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
+    **QUICK_CHECKPOINTS,
     "STREAMPROC_WORKER_CHECKPOINT_EVENTS": "1500",
-    "STREAMPROC_WORKER_SESSION_TIMEOUT_SECONDS": "6",
     "STREAMPROC_WORKER_SHUTDOWN_TIMEOUT_SECONDS": "20",
-    **DRIFT_ONLY,
 }
 
 

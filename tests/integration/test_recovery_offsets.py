@@ -25,6 +25,7 @@ from streamproc.settings import Settings
 from streamproc.topics import ensure_topics
 from tests.integration.workers import (
     DRIFT_ONLY,
+    QUICK_CHECKPOINTS,
     Cluster,
     Events,
     WorkerProcess,
@@ -40,11 +41,7 @@ from tests.integration.workers import (
 
 pytestmark = pytest.mark.timeout(300)
 
-CHECKPOINTS = {
-    "STREAMPROC_WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
-    "STREAMPROC_WORKER_SESSION_TIMEOUT_SECONDS": "6",
-    **DRIFT_ONLY,
-}
+CHECKPOINTS = QUICK_CHECKPOINTS
 DELETED_PER_PARTITION = 50
 GONE_SECONDS = 30.0
 

@@ -47,6 +47,12 @@ DRIFT_ONLY = {"STREAMPROC_ARRIVAL_ENABLED": "false"}
 """For tests that compare the worker's alerts with ``replay``'s: arrival alerts are driven
 by the worker's wall clock (silence) and processing time (freshness), which a replay of the
 same events cannot reproduce, so those tests watch drift alone (docs/arrival.md)."""
+QUICK_CHECKPOINTS = {
+    "STREAMPROC_WORKER_CHECKPOINT_INTERVAL_SECONDS": "1",
+    "STREAMPROC_WORKER_SESSION_TIMEOUT_SECONDS": "6",
+    **DRIFT_ONLY,
+}
+"""Checkpoints every second and a short session: recovery tests need no long waits."""
 
 
 @dataclass
