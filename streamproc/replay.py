@@ -15,7 +15,7 @@ from streamproc.alerts import Alert, Status
 from streamproc.engine import Engine
 from streamproc.events import Event, Rejection, decode, internal_rejection
 from streamproc.logs import one_line
-from streamproc.settings import Limits
+from streamproc.settings import Limits, Settings
 
 
 @dataclass(slots=True)
@@ -45,6 +45,18 @@ class Summary:
             f"  {one_line(model)} {kind}: {n}" for (model, kind), n in sorted(self.alerts.items())
         ]
         return "\n".join(out)
+
+
+def replay_engine(settings: Settings) -> Engine:
+    """The engine a replay runs: ``settings``' engine, limits, arrival and labels, with the
+    arrival monitor on event time (a file has no processing time; docs/arrival.md)."""
+    return Engine(
+        settings.engine,
+        settings.limits,
+        arrival=settings.arrival,
+        arrival_clock="event",
+        labels=settings.labels,
+    )
 
 
 OnAlert = Callable[[Alert], None]

@@ -14,11 +14,10 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from streamproc.alerts import Alert
-from streamproc.engine import Engine
 from streamproc.errors import ConfigError
 from streamproc.events import Rejection
 from streamproc.logs import one_line
-from streamproc.replay import replay
+from streamproc.replay import replay, replay_engine
 from streamproc.settings import load_settings
 
 
@@ -65,14 +64,7 @@ def _lines(handle: IO[bytes], bar: tqdm[Any]) -> Iterator[bytes]:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    # No processing time in a file: arrival monitoring runs on event time (docs/arrival.md).
-    engine = Engine(
-        settings.engine,
-        settings.limits,
-        arrival=settings.arrival,
-        arrival_clock="event",
-        labels=settings.labels,
-    )
+    engine = replay_engine(settings)
     tick_ms = (
         max(1, round(settings.arrival.tick_seconds * 1000)) if settings.arrival.enabled else None
     )

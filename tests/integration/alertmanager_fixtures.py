@@ -30,8 +30,7 @@ import yaml
 
 from streamproc.dev.processes import free_ports, launch, log_tail, terminate
 from tests.amtool import binary
-
-START_SECONDS = 60.0
+from tests.integration.prometheus_fixtures import started
 
 
 def config(notify_url: str | None) -> dict[str, Any]:
@@ -80,12 +79,7 @@ class AlertmanagerServer:
             "--cluster.listen-address=",
         ]
         self.process = launch(cmd, self.log, die_with_parent=True)
-        deadline = time.monotonic() + START_SECONDS
-        while not self.ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return started(self.ready, self.process, "Alertmanager")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -26,7 +26,15 @@ from typing import Any, Protocol
 import pytest
 import yaml
 
-from streamproc.dev.processes import free_ports, launch, log_tail, terminate
+from streamproc.dev.processes import (
+    Timeout,
+    exited,
+    free_ports,
+    launch,
+    log_tail,
+    terminate,
+    wait_until,
+)
 from tests.promtool import binary
 
 START_SECONDS = 60.0
@@ -127,11 +135,16 @@ def start(directory: Path, targets: Sequence[str], rule_files: Sequence[Path]) -
 
 def wait_ready(server: PrometheusServer) -> bool:
     """True once /-/ready answers; False if the process exits or the deadline passes."""
-    deadline = time.monotonic() + START_SECONDS
-    while not server.ready():
-        if server.process.poll() is not None or time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    return started(server.ready, server.process, "Prometheus")
+
+
+def started(ready: Callable[[], bool], process: Popen[bytes], name: str) -> bool:
+    """True once ``ready``; False if ``process`` exits first or START_SECONDS pass (the
+    caller then fails with the server's log)."""
+    try:
+        wait_until(ready, START_SECONDS, f"{name} ready", alive=exited(process, name))
+    except Timeout:
+        return False
     return True
 
 

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from streamproc.commands.route import route
 from streamproc.dev.localkafka import LocalKafka
+from streamproc.dev.processes import wait_until_async
 from streamproc.health import Health
 from streamproc.route.metrics import RouteMetrics
 from streamproc.route.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, verify
@@ -30,12 +31,8 @@ SECRET = "test-webhook-secret"
 
 
 async def until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what or condition}")
-        await asyncio.sleep(0.05)
+    """Poll ``condition`` until it holds; fail (an AssertionError) at the deadline."""
+    await wait_until_async(condition, timeout, what or "the condition")
 
 
 def alert(alert_id: str, model: str = "m", name: str = "amount", **extra: Any) -> dict[str, Any]:

@@ -14,8 +14,7 @@ import orjson
 
 from streamproc.alerts import Alert
 from streamproc.demo import scenario
-from streamproc.engine import Engine
-from streamproc.replay import replay
+from streamproc.replay import replay, replay_engine
 from streamproc.settings import Settings
 
 START_MS = 1_764_324_000_000
@@ -38,13 +37,7 @@ def run(lines: list[bytes]) -> list[Alert]:
     """Replay ``lines`` with default settings, as ``streamproc replay`` does; the detection
     time is the event time of the line being read, so the output is the same every run."""
     settings = Settings()
-    engine = Engine(
-        settings.engine,
-        settings.limits,
-        arrival=settings.arrival,
-        arrival_clock="event",
-        labels=settings.labels,
-    )
+    engine = replay_engine(settings)
     now = [START_MS]
 
     def timed() -> Iterator[bytes]:
