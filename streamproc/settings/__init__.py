@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -393,6 +393,12 @@ class WorkerSettings(Frozen):
     )
     data_dir: Path = Field(default=Path("var/worker"), description="Faust's local data directory.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
+    processes: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        default=1,
+        description="Worker processes of the consumer group run by this command, under one "
+        "supervisor (`auto`: one per core this process may use). 1: no supervisor, as before. "
+        "The command line's --processes wins (docs/deployment.md).",
+    )
 
 
 class MetricsSettings(Frozen):
