@@ -277,11 +277,13 @@ def child_launcher(
     stops them in order, and dies with the supervisor should it be killed."""
 
     def launch(index: int, port: int) -> Child:
+        own_dir = data_dir / f"process-{index}"
+        own_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
         env = {
             **environ,
             "STREAMPROC_METRICS_HOST": "127.0.0.1",
             "STREAMPROC_METRICS_PORT": str(port),
-            "STREAMPROC_WORKER_DATA_DIR": str(data_dir / f"process-{index}"),
+            "STREAMPROC_WORKER_DATA_DIR": str(own_dir),
             "STREAMPROC_WORKER_PROCESSES": "1",
         }
         command = streamproc_command("worker", *argv, "--processes", "1")
