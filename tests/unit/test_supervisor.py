@@ -4,13 +4,24 @@ starts and nothing waits."""
 
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streamproc.supervisor import Backoff, Child, Supervisor, SupervisorMetrics, describe_exit
+from streamproc.cli import build_parser
+from streamproc.errors import ConfigError
+from streamproc.settings import load_settings
+from streamproc.supervisor import (
+    Backoff,
+    Child,
+    Supervisor,
+    SupervisorMetrics,
+    cores,
+    describe_exit,
+)
 
 
 class FakeClock:
@@ -192,3 +203,26 @@ def test_no_restart_after_stop() -> None:
 def test_exits_are_described_by_signal_or_code() -> None:
     assert describe_exit(-signal.SIGKILL) == "SIGKILL"
     assert describe_exit(3) == "code 3"
+
+
+def test_processes_option_takes_a_count_or_auto() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["worker", "--processes", "3"]).processes == 3
+    assert parser.parse_args(["worker", "--processes", "auto"]).processes == "auto"
+    assert parser.parse_args(["worker"]).processes is None, "the setting decides"
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["worker", "--processes", bad])
+
+
+def test_processes_setting_takes_a_count_or_auto_and_names_the_key() -> None:
+    assert load_settings(environ={"STREAMPROC_WORKER_PROCESSES": "auto"}).worker.processes == (
+        "auto"
+    )
+    assert load_settings(environ={"STREAMPROC_WORKER_PROCESSES": "4"}).worker.processes == 4
+    with pytest.raises(ConfigError, match=r"STREAMPROC_WORKER_PROCESSES.*worker\.processes"):
+        load_settings(environ={"STREAMPROC_WORKER_PROCESSES": "0"})
+
+
+def test_auto_is_the_cores_this_process_may_use() -> None:
+    assert cores() == len(os.sched_getaffinity(0))
