@@ -23,7 +23,7 @@ from bench.throughput.report import (
     RESULTS_BEGIN,
     RESULTS_END,
     Results,
-    headline,
+    as_json,
     load,
     report,
     write_doc,
@@ -177,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(r, command)
     print(text.replace(RESULTS_BEGIN, "").replace(RESULTS_END, "").strip())
     if args.json is not None:
-        figures = {**headline(r), "results": dataclasses.asdict(r)}
-        args.json.write_text(json.dumps(figures, default=str, indent=2) + "\n")
+        args.json.write_text(json.dumps(as_json(r), default=str, indent=2) + "\n")
         print(f"\nwrote {args.json}", file=sys.stderr)
     if output is not None:
         write_doc(output, text)

@@ -5,11 +5,13 @@ docs/performance.md.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from bench.throughput.floor import Rate
 from bench.throughput.hotpath import HotPath
@@ -235,6 +237,18 @@ def headline(r: Results) -> dict[str, float | None]:
         "p99_ms_half_load": half.quantile(0.99) if half is not None else None,
         "checkpoint_cost": 1 - r.checkpoints.ratio if r.checkpoints is not None else None,
     }
+
+
+def as_json(r: Results) -> dict[str, Any]:
+    """The headline figures, then every result under ``results``.
+
+    ``dataclasses.asdict`` rebuilds a Counter from its (key, count) pairs, counting the
+    pairs, so each latency phase's ``kinds`` is put back as a plain dict (JSON refused the
+    tuple keys that made)."""
+    results = dataclasses.asdict(r)
+    for phase, lat in zip(results["latencies"], r.latencies, strict=True):
+        phase["kinds"] = dict(lat.kinds)
+    return {**headline(r), "results": results}
 
 
 def report(r: Results, command: str) -> str:
