@@ -44,6 +44,15 @@ class ReadySink(Protocol):
     def set_ready(self, ready: bool) -> None: ...
 
 
+class Probes(Protocol):
+    """What the server asks for /healthz and /readyz: :class:`Health` in a worker, the
+    children's answers combined in a supervisor (:mod:`streamproc.supervisor`)."""
+
+    def liveness(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+
+
 class Health:
     """Heartbeat and readiness flags, written by the worker's loop, read by the server thread.
 
@@ -141,7 +150,7 @@ class Health:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    health: ClassVar[Health]
+    health: ClassVar[Probes]
     registry: ClassVar[CollectorRegistry]
 
     def do_GET(self) -> None:
@@ -181,7 +190,7 @@ class HealthServer:
 
     def __init__(
         self,
-        health: Health,
+        health: Probes,
         registry: CollectorRegistry,
         *,
         host: str = "0.0.0.0",
@@ -194,7 +203,7 @@ class HealthServer:
 
     @classmethod
     def from_settings(
-        cls, settings: MetricsSettings, health: Health, registry: CollectorRegistry
+        cls, settings: MetricsSettings, health: Probes, registry: CollectorRegistry
     ) -> HealthServer:
         return cls(health, registry, host=settings.host, port=settings.port)
 

@@ -15,10 +15,14 @@ Everything runs on a local broker started for the run (free ports, removed at th
    its steady rate read from its ``/metrics``, its CPU and peak RSS from ``/proc``;
 6. profile: a second worker on the same backlog under ``py-spy`` (CPU by component), and a
    third with no detectors configured (what the framework around them costs);
+6b. side by side, each a fresh group over the whole backlog: ``--processes 1`` then
+   ``--processes 2`` (``processes_2_speedup``), and checkpoints effectively off then as
+   configured by default (``checkpoint_cost`` = 1 - default / off);
 7. restart: worker (b)'s group restarted, its recovery log lines (state bytes, seconds);
 8. (c) latency: production at 50% and 25% of (b)'s rate with staggered mean shifts; event
    time to alert consumption, matched by the alert's ``event_id``.
 
     python -m bench.throughput --baseline 0137015  # full run, ~8 min; docs/performance.md
     python -m bench.throughput --quick             # smoke run (20,000 events); prints only
+    python -m bench.throughput --quick --json F    # also the headline figures as JSON
 """

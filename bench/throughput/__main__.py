@@ -1,4 +1,4 @@
-"""The command line: ``python -m bench.throughput [--quick] [--json] ...``."""
+"""The command line: ``python -m bench.throughput [--quick] [--json FILE] ...``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ from bench.throughput.hotpath import measure_hot_path
 from bench.throughput.phases import LOAD_FRACTIONS, framework_ceiling, latency, restart_worker
 from bench.throughput.profile import profile_worker
 from bench.throughput.recovery import measure_recovery
-from bench.throughput.report import RESULTS_BEGIN, RESULTS_END, Results, load, report, write_doc
+from bench.throughput.report import (
+    RESULTS_BEGIN,
+    RESULTS_END,
+    Results,
+    as_json,
+    load,
+    report,
+    write_doc,
+)
+from bench.throughput.scaling import checkpoint_cost, processes_speedup
 from bench.throughput.worker import Worker, wait_for_events
 from bench.throughput.workload import OUTCOME_EVERY, log, workload
 from streamproc.dev.localkafka import LocalKafka
@@ -46,7 +55,7 @@ QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0)
 
 
 async def broker_phases(
-    plan: Plan, r: Results, tmp: Path, profile: bool, keep_profile: Path | None
+    plan: Plan, r: Results, tmp: Path, profile: bool, keep_profile: Path | None, scaling: bool
 ) -> None:
     port, controller = free_ports(2)
     kafka = LocalKafka(port, controller, timeout=120)
@@ -88,6 +97,12 @@ async def broker_phases(
         r.ceiling = await framework_ceiling(kafka, tmp, total, plan.scrape_seconds)
         log(f"(b) without detectors: {r.ceiling.events_per_s:,.0f} events/s")
 
+        if scaling:
+            r.processes = await processes_speedup(kafka, tmp, total, plan.scrape_seconds)
+            log(f"two processes / one: x{r.processes.ratio:.2f}")
+            r.checkpoints = await checkpoint_cost(kafka, tmp, total, plan.scrape_seconds)
+            log(f"checkpoint cost: {1 - r.checkpoints.ratio:.1%}")
+
         worker, r.restart = await restart_worker(kafka, settings, tmp, env)
         workers.append(worker)
         log(f"restart: {r.restart.streams} streams restored in {r.restart.seconds:.2f} s")
@@ -125,9 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="comma-separated phases to skip while iterating: hot, recovery, broker, profile",
+        help="comma-separated phases to skip while iterating: hot, recovery, broker, profile, "
+        "scaling",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the headline figures (floor_events_per_s, worker_events_per_s, "
+        "worker_to_floor, processes_2_speedup, p99_ms_half_load, checkpoint_cost) and every "
+        "result as JSON to FILE",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.events:
@@ -147,14 +170,15 @@ def main(argv: list[str] | None = None) -> int:
             log(f"recovery: {r.recovery.streams:,} streams in {r.recovery.seconds:.1f} s")
         if "broker" not in args.skip:
             profile = not args.no_profile and "profile" not in args.skip
-            asyncio.run(broker_phases(plan, r, tmp, profile, args.keep_profile))
+            scaling = "scaling" not in args.skip
+            asyncio.run(broker_phases(plan, r, tmp, profile, args.keep_profile, scaling))
     r.seconds = time.perf_counter() - started
     r.load_end = load()
     text = report(r, command)
-    if args.json:
-        print(json.dumps(dataclasses.asdict(r), default=str, indent=2))
-    else:
-        print(text.replace(RESULTS_BEGIN, "").replace(RESULTS_END, "").strip())
+    print(text.replace(RESULTS_BEGIN, "").replace(RESULTS_END, "").strip())
+    if args.json is not None:
+        args.json.write_text(json.dumps(as_json(r), default=str, indent=2) + "\n")
+        print(f"\nwrote {args.json}", file=sys.stderr)
     if output is not None:
         write_doc(output, text)
         print(f"\nwrote {output}", file=sys.stderr)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +27,23 @@ class Worker:
     metrics_port: int
 
     @classmethod
-    def start(cls, env: dict[str, str], tmp: Path, name: str) -> Worker:
+    def start(cls, env: dict[str, str], tmp: Path, name: str, args: Sequence[str] = ()) -> Worker:
+        """``streamproc worker ARGS``; with ``--processes N`` the port is the supervisor's,
+        whose /metrics sums nothing but labels each child's series, so totals still add up."""
         port = free_ports(1)[0]
         full = child_env(env | {"STREAMPROC_METRICS_PORT": str(port)})
         log_path = tmp / f"{name}.log"
         with log_path.open("wb") as out:
-            proc = spawn(streamproc_command("worker"), full, out)
+            proc = spawn(streamproc_command("worker", *args), full, out)
         return cls(proc, log_path, port)
+
+    def cpu(self) -> float:
+        """CPU seconds of the worker and of its child processes (a supervisor's workers)."""
+        total = 0.0
+        for pid in process_tree(self.proc.pid):
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                total += cpu_seconds(pid)
+        return total
 
     def metrics(self) -> dict[str, float]:
         """Sums of streamproc_events_total and streamproc_detector_updates_total."""
@@ -65,6 +77,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants still running, from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def machine_busy() -> float:
@@ -143,7 +167,7 @@ async def wait_for_events(
                 at,
                 counts["events"],
                 counts["updates"],
-                cpu_seconds(worker.proc.pid),
+                worker.cpu(),
                 cpu_seconds(broker_pid),
                 machine_busy(),
             )

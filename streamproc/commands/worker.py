@@ -10,6 +10,7 @@ from typing import Any
 
 from streamproc.logs import setup_logging
 from streamproc.settings import load_settings
+from streamproc.supervisor import cores, run_supervised
 from streamproc.topics import ensure_topics
 from streamproc.worker import WorkerRuntime
 
@@ -27,7 +28,26 @@ def add_command(subparsers: Any) -> None:
     parser.add_argument(
         "--log-format", choices=["text", "json"], help="override log.format (default text)"
     )
+    parser.add_argument(
+        "--processes",
+        type=_processes,
+        metavar="N|auto",
+        help="worker processes under one supervisor (auto: one per usable core); "
+        "overrides worker.processes (default 1: a single worker, no supervisor)",
+    )
     parser.set_defaults(func=_run)
+
+
+def _processes(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or auto, got {text!r}")
+    return count
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -44,4 +64,14 @@ def _run(args: argparse.Namespace) -> int:
         ", ".join(layout.created) or "none",
         settings.config_hash(),
     )
+    processes = args.processes or settings.worker.processes
+    count = cores() if processes == "auto" else int(processes)
+    if count > 1:
+        return run_supervised(settings, count, _passed_on(args))
     return WorkerRuntime(settings, partitions=layout.partitions[settings.topics.features]).run()
+
+
+def _passed_on(args: argparse.Namespace) -> list[str]:
+    """The options each child of the supervisor gets too."""
+    argv = ["--config", str(args.config)] if args.config else []
+    return [*argv, "--log-format", args.log_format] if args.log_format else argv

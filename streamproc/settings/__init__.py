@@ -372,6 +372,9 @@ def check_topic_name(name: str) -> None:
         )
 
 
+MAX_PROCESSES = 1024
+
+
 class WorkerSettings(Frozen):
     """The streaming worker's behaviour."""
 
@@ -393,6 +396,19 @@ class WorkerSettings(Frozen):
     )
     data_dir: Path = Field(default=Path("var/worker"), description="Faust's local data directory.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
+    processes: int | Literal["auto"] = Field(
+        default=1,
+        description="Worker processes of the consumer group run by this command, under one "
+        "supervisor (`auto`: one per core this process may use). 1: no supervisor, as before. "
+        "The command line's --processes wins (docs/deployment.md).",
+    )
+
+    @field_validator("processes")
+    @classmethod
+    def _check_processes(cls, processes: int | str) -> int | str:
+        if isinstance(processes, int) and not 1 <= processes <= MAX_PROCESSES:
+            raise ValueError(f"must be 'auto' or 1 to {MAX_PROCESSES}, got {processes}")
+        return processes
 
 
 class MetricsSettings(Frozen):

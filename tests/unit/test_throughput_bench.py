@@ -8,15 +8,21 @@ samples to "other", and the hot-path child (``python -m bench.throughput.hotpath
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from bench.throughput import profile
+from bench.throughput.floor import Rate
 from bench.throughput.hotpath import VARIANTS, hot_path_subprocess
+from bench.throughput.phases import Latency
 from bench.throughput.profile import COMPONENTS, Frame, parse_frame, profile_summary
+from bench.throughput.report import Results, as_json
+from bench.throughput.scaling import SideBySide
 from bench.throughput.workload import engine_settings_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +105,18 @@ def test_the_benchmark_shows_its_help() -> None:
     )
     assert "--quick" in done.stdout
     assert "--json" in done.stdout
+
+
+def test_json_holds_the_headline_figures_and_every_result() -> None:
+    r = Results(events=100)
+    r.floor, r.worker = Rate(1000, 0, 1.0, 1.0), Rate(800, 0, 1.0, 1.0)
+    r.processes = SideBySide(Rate(800, 0, 1.0, 1.0), Rate(1200, 0, 1.0, 2.0))
+    r.checkpoints = SideBySide(Rate(1000, 0, 1.0, 1.0), Rate(950, 0, 1.0, 1.0))
+    r.latencies = [Latency(400.0, 10.0, latencies_ms=[10.0, 20.0], kinds=Counter(value=2))]
+    figures = json.loads(json.dumps(as_json(r), default=str))
+    assert figures["worker_to_floor"] == pytest.approx(0.8)
+    assert figures["processes_2_speedup"] == pytest.approx(1.5)
+    assert figures["checkpoint_cost"] == pytest.approx(0.05)
+    assert figures["p99_ms_half_load"] == 20.0
+    assert figures["floor_events_per_s"] == 1000 and figures["worker_events_per_s"] == 800
+    assert figures["results"]["latencies"][0]["kinds"] == {"value": 2}
