@@ -17,8 +17,8 @@ from typing import Any, TypedDict
 
 from river import drift
 
+from streamproc import budget, detectors, spread, state
 from streamproc import change as change_rules
-from streamproc import detectors, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
@@ -51,6 +51,10 @@ _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
+MIN_VARIANCE_FACTOR = 0.25
+"""The self-updating scale never falls below half the warm-up's: on a sparse stream (mostly
+one value, rare jumps) capped squared differences underestimate the spread, and their
+reference would shrink towards :data:`spread.MIN_REF`, blowing every value up to the clip."""
 
 
 class StreamState(TypedDict):
@@ -90,6 +94,41 @@ def default_factory(spec: DetectorSpec, standardized: bool) -> DriftDetector:
     return detectors.build(_effective_spec(_spec_key(spec), standardized))
 
 
+def budgeted(spec: DetectorSpec, standardized: bool, arl0: float | None) -> DetectorSpec:
+    """``spec`` with the parameters the false-alarm budget sets (each alarm source of the
+    stream at ``arl0`` events between false alarms), for those not set explicitly.
+
+    Page-Hinkley on standardized values: ``threshold`` from ``delta`` by Siegmund's
+    approximation, each side of a two-sided test at twice ``arl0``. ADWIN: ``delta =
+    clock / arl0``. HDDM and FHDDM test every update at their confidence: ``1 / arl0``.
+    Other detectors (and every one when ``arl0`` is None, standardization off) keep their
+    configured or default parameters. See docs/detectors.md, "False-alarm budget".
+    """
+    if arl0 is None:
+        return spec
+    return _budgeted(_spec_key(spec), standardized, arl0)
+
+
+@functools.lru_cache(maxsize=256)
+def _budgeted(key: tuple[Any, ...], standardized: bool, arl0: float) -> DetectorSpec:
+    kind = key[0]
+    params: dict[str, Any] = {k: v for k, _, v in key[1:]}
+    derived: dict[str, Any] = {}
+    if kind == "page_hinkley" and standardized:
+        delta = params.get("delta", detectors.SCALE_FREE_DEFAULTS[kind]["delta"])
+        sides = 2 if params.get("mode", "both") == "both" else 1
+        derived["threshold"] = budget.page_hinkley_threshold(sides * arl0, float(delta))
+    elif kind == "adwin":
+        derived["delta"] = budget.adwin_delta(arl0, int(params.get("clock", ADWIN_CLOCK)))
+    elif kind in ("hddm_a", "hddm_w"):
+        derived["drift_confidence"] = 1.0 / arl0
+    elif kind == "fhddm":
+        derived["confidence_level"] = 1.0 / arl0
+    if not derived.keys() - params.keys():
+        return DetectorSpec(type=kind, params=params)
+    return DetectorSpec(type=kind, params={**derived, **params})
+
+
 def _spec_key(spec: DetectorSpec) -> tuple[Any, ...]:
     """Hashable identity of a spec; a value's type keeps 1, 1.0 and true apart."""
     return (spec.type, *((k, type(v), v) for k, v in spec.params.items()))
@@ -110,6 +149,7 @@ class Stream:
         "_detectors",
         "_feeds",
         "_inputs",
+        "_inv_sd",
         "_raw_feeds",
         "_specs",
         "_spread_cap",
@@ -143,8 +183,11 @@ class Stream:
     def __init__(self, sid: StreamId, policy: StreamPolicy, factory: DetectorFactory) -> None:
         self.id = sid
         self._standardized = policy.standardize and sid.kind not in _RAW_KINDS
-        self._specs = policy.detectors
-        self._inputs = tuple(self._input_of(spec) for spec in self._specs)
+        self._inputs = tuple(self._input_of(spec) for spec in policy.detectors)
+        self._specs = tuple(
+            budgeted(spec, mode == _STANDARDIZED, policy.source_arl0)
+            for spec, mode in zip(policy.detectors, self._inputs, strict=True)
+        )
         self._detectors: list[DriftDetector] = [
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
@@ -175,6 +218,7 @@ class Stream:
         self.spread_tail = 1.0
         self.spread_acc = 0.0
         self._spread_cap = 2.0 * spread.CAP
+        self._inv_sd = 1.0
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -195,21 +239,23 @@ class Stream:
             if self._standardized:
                 return self._update_raw_only(x, event_id, ts, now_ms)
             xs = x
-        else:
-            xs = (x - self.offset) / scale if self._standardized else x
-            h = self._spread_h
-            if h is not None:  # the spread tests: per event, only a capped sum (hot path)
-                d = xs - self.previous
-                self.previous = xs
-                dd = d * d
-                cap = self._spread_cap
-                self.spread_acc += dd if dd < cap else cap
-                if not (self.n - self.warm_n) & spread.BATCH_MASK:
-                    spread_fired = self._spread_batch(h)
+        elif self._standardized:
+            # The spread reference (and tests): per event, only a capped sum (hot path).
+            xs = (x - self.offset) / scale
+            d = xs - self.previous
+            self.previous = xs
+            dd = d * d
+            cap = self._spread_cap
+            self.spread_acc += dd if dd < cap else cap
+            if not (self.n - self.warm_n) & spread.BATCH_MASK:
+                spread_fired = self._spread_batch(self._spread_h)
+            xs *= self._inv_sd
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
                 xs = -CLIP
+        else:
+            xs = x
         fired: list[int] | None = None
         for i, det, mode, adwin in self._feeds:
             value = xs if mode == _STANDARDIZED else x if mode == _RAW else 1.0 - x
@@ -232,16 +278,20 @@ class Stream:
             return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
 
-    def _spread_batch(self, h: float) -> bool:
+    def _spread_batch(self, h: float | None) -> bool:
         """A batch of :data:`spread.BATCH` squared differences: learn the reference from it,
         or feed its mean ratio to both CUSUMs; whether one crossed its threshold. Otherwise
-        the reference follows the stream slowly, frozen while a change is suspected."""
+        the reference follows the stream slowly, frozen while a change is suspected. Without
+        spread tests (``h`` None) the reference is still kept: it is the detectors' scale."""
         ref = self.spread_ref
         m = 0.5 * self.spread_acc / (ref * spread.BATCH)
         self.spread_acc = 0.0
         k = self.spread_n
         if k < spread.LEARN_BATCHES:
             self._learn_spread(k, m)
+            return False
+        if h is None:
+            self._set_spread_ref(ref + ref * (m - 1.0) * spread.ADAPT)
             return False
         self.recent_sq += spread.RECENT_ALPHA * (m - self.recent_sq)
         up = self.spread_up + spread.BATCH * (spread.UP_GAIN * m - spread.UP_COST)
@@ -260,8 +310,8 @@ class Stream:
         spread alert: the reference is their running mean; at the end, their dispersion
         against a Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
         ref = self.spread_ref
-        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
         self.spread_n = k + 1
+        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
         if k >= spread.SETTLE_BATCHES:  # the reference is roughly right by now
             self.spread_sq += m * m
         if k + 1 == spread.LEARN_BATCHES:
@@ -270,9 +320,25 @@ class Stream:
             self.spread_sq = 0.0
 
     def _set_spread_ref(self, ref: float) -> None:
+        """Set the reference variance (in warm-up units), and with it the detectors' scale."""
         ref = min(max(ref, spread.MIN_REF), spread.MAX_REF)
         self.spread_ref = ref
         self._spread_cap = 2.0 * spread.CAP * ref
+        self._inv_sd = 1.0 / math.sqrt(self._variance_factor())
+
+    def _variance_factor(self) -> float:
+        """The detectors' variance in warm-up units: the spread reference once learned.
+
+        The warm-up's 100 values leave the scale wrong by ~7% (far more on heavy tails),
+        which Page-Hinkley's false-alarm rate feels exponentially. The spread reference is a
+        winsorized variance of successive differences: a mean shift does not move it, it
+        follows the stream slowly (span 5,000 events), is frozen while a spread change is
+        suspected, and is learned afresh (512 events) after each spread alert. Until it is
+        learned, the warm-up scale stands.
+        """
+        if self.spread_n < spread.LEARN_BATCHES:
+            return 1.0
+        return max(self.spread_ref, MIN_VARIANCE_FACTOR)
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -325,6 +391,7 @@ class Stream:
         self.recent_sq = 1.0
         self.spread_n = 0
         self.spread_sq = 0.0
+        self._set_spread_ref(self.spread_ref)
         if self.n < self.quiet_until:
             return NO_ALERTS
         if self.cooldown:
@@ -405,6 +472,8 @@ class Stream:
         """The change detector ``i`` saw, with its own window (an int, as the schema says)."""
         before = self.ref_mean if self.ref_n else None
         scale = self.scale if self.scale is not None else self._warm_std()
+        if scale is not None and self._standardized:
+            scale *= math.sqrt(self._variance_factor())
         width = getattr(self._detectors[i], "width", None)
         window = None if width is None else int(width)
         return change_rules.summarize(self.id, before, self.recent, scale, window)
@@ -503,6 +572,8 @@ class Stream:
 
 
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
+ADWIN_CLOCK: int = drift.ADWIN().clock
+"""River's default: ADWIN looks for a cut once per this many updates."""
 
 
 def _is_adwin(det: DriftDetector) -> bool:
