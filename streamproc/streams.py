@@ -45,8 +45,9 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
-"""Streams whose spread is watched: error streams are 0/1 or skewed losses whose spread
-moves with their mean, which the mean detectors already watch."""
+"""Streams whose spread is tracked (the detectors' scale) and watched: error streams are 0/1
+or skewed losses whose spread moves with their mean, which the mean detectors already watch
+(a scale that followed it would chase the very change to detect)."""
 _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
 _SPREAD_BOUND = 1e4
@@ -155,6 +156,7 @@ class Stream:
         "_spread_cap",
         "_spread_h",
         "_standardized",
+        "_tracked",
         "cooldown",
         "id",
         "n",
@@ -206,8 +208,8 @@ class Stream:
         self.ref_n = 0
         self.ref_mean = 0.0
         self.recent: float | None = None
-        spread_on = self._standardized and sid.kind in _SPREAD_KINDS
-        self._spread_h = policy.spread_threshold if spread_on else None
+        self._tracked = self._standardized and sid.kind in _SPREAD_KINDS
+        self._spread_h = policy.spread_threshold if self._tracked else None
         self.spread_up = 0.0
         self.spread_down = 0.0
         self.recent_sq = 1.0
@@ -239,7 +241,7 @@ class Stream:
             if self._standardized:
                 return self._update_raw_only(x, event_id, ts, now_ms)
             xs = x
-        elif self._standardized:
+        elif self._tracked:
             # The spread reference (and tests): per event, only a capped sum (hot path).
             xs = (x - self.offset) / scale
             d = xs - self.previous
@@ -250,6 +252,12 @@ class Stream:
             if not (self.n - self.warm_n) & spread.BATCH_MASK:
                 spread_fired = self._spread_batch(self._spread_h)
             xs *= self._inv_sd
+            if xs > CLIP:
+                xs = CLIP
+            elif xs < -CLIP:
+                xs = -CLIP
+        elif self._standardized:
+            xs = (x - self.offset) / scale
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -472,7 +480,7 @@ class Stream:
         """The change detector ``i`` saw, with its own window (an int, as the schema says)."""
         before = self.ref_mean if self.ref_n else None
         scale = self.scale if self.scale is not None else self._warm_std()
-        if scale is not None and self._standardized:
+        if scale is not None and self._tracked:
             scale *= math.sqrt(self._variance_factor())
         width = getattr(self._detectors[i], "width", None)
         window = None if width is None else int(width)
