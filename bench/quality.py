@@ -666,7 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missed = [c.scenario.name for c in (*controls, *changes) if c.ok is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
-    return max(1 if missed else 0, _categories(args.quick, args.only, output))
+    status = _categories(args.quick, args.only, output)
+    return max(1 if missed else 0, status, _model(args.quick, args.only, output))
 
 
 def _categories(quick: bool, only: str | None, output: Path | None) -> int:
@@ -679,6 +680,19 @@ def _categories(quick: bool, only: str | None, output: Path | None) -> int:
     argv = ["--quick"] if quick or output is None else []
     write = None if output is None else lambda text: quality_categories.write_doc(output, text)
     status: int = quality_categories.main(argv, write=write)
+    return status
+
+
+def _model(quick: bool, only: str | None, output: Path | None) -> int:
+    """The 50-feature model (bench/quality_model.py: the budget per model), likewise."""
+    if only is not None:
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality_model  # bench/ is not a package
+
+    argv = ["--quick"] if quick or output is None else []
+    write = None if output is None else lambda text: quality_model.write_doc(output, text)
+    status: int = quality_model.main(argv, write=write)
     return status
 
 

@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None, *, write: Callable[[str], None] | No
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        command = " ".join(["python", "bench/quality_model.py", *(argv or sys.argv[1:])])
+        given = sys.argv[1:] if argv is None else argv
+        command = " ".join(["python", "bench/quality_model.py", *given])
         text = table(result, command)
         print(text.replace(BEGIN, "").replace(END, "").strip())
         if write is not None:

@@ -11,6 +11,7 @@ original would have.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
@@ -241,29 +242,22 @@ class Stream:
             if self._standardized:
                 return self._update_raw_only(x, event_id, ts, now_ms)
             xs = x
-        elif self._tracked:
-            # The spread reference (and tests): per event, only a capped sum (hot path).
-            xs = (x - self.offset) / scale
-            d = xs - self.previous
-            self.previous = xs
-            dd = d * d
-            cap = self._spread_cap
-            self.spread_acc += dd if dd < cap else cap
-            if not (self.n - self.warm_n) & spread.BATCH_MASK:
-                spread_fired = self._spread_batch(self._spread_h)
-            xs *= self._inv_sd
-            if xs > CLIP:
-                xs = CLIP
-            elif xs < -CLIP:
-                xs = -CLIP
-        elif self._standardized:
-            xs = (x - self.offset) / scale
-            if xs > CLIP:
-                xs = CLIP
-            elif xs < -CLIP:
-                xs = -CLIP
         else:
-            xs = x
+            xs = (x - self.offset) / scale if self._standardized else x
+            if self._tracked:
+                # The spread reference (and tests): per event, only a capped sum (hot path).
+                d = xs - self.previous
+                self.previous = xs
+                dd = d * d
+                cap = self._spread_cap
+                self.spread_acc += dd if dd < cap else cap
+                if not (self.n - self.warm_n) & spread.BATCH_MASK:
+                    spread_fired = self._spread_batch(self._spread_h)
+                xs *= self._inv_sd
+            if xs > CLIP:
+                xs = CLIP
+            elif xs < -CLIP:
+                xs = -CLIP
         fired: list[int] | None = None
         for i, det, mode, adwin in self._feeds:
             value = xs if mode == _STANDARDIZED else x if mode == _RAW else 1.0 - x
@@ -580,7 +574,7 @@ class Stream:
 
 
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
-ADWIN_CLOCK: int = drift.ADWIN().clock
+ADWIN_CLOCK: int = inspect.signature(drift.ADWIN).parameters["clock"].default
 """River's default: ADWIN looks for a cut once per this many updates."""
 
 
