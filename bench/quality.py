@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from streamproc import detectors
+from streamproc import detectors, streams
 from streamproc.alerts import Status
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -536,10 +536,12 @@ def config_table(settings: EngineSettings) -> str:
     for name in type(settings.detectors).model_fields:
         kind = StreamKind(name)
         standardized = settings.standardize and kind not in RAW_KINDS
+        arl0 = settings.policy(MODEL, kind, FEATURE).source_arl0
         described = []
         for spec in settings.detectors.for_kind(kind):
             raw = spec.type in detectors.BINARY or not standardized
-            info = detectors.describe(detectors.effective_spec(spec, not raw))
+            runs = streams.budgeted(spec, not raw, arl0)
+            info = detectors.describe(detectors.effective_spec(runs, not raw))
             params = ", ".join(f"{k}={v}" for k, v in sorted(dict(info["params"]).items()))
             described.append(f"`{spec.type}({params})`")
         lines.append(f"| {kind.value} | {'; '.join(described) or 'none'} |")
