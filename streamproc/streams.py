@@ -46,8 +46,8 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
-"""Streams whose spread is tracked (the detectors' scale) and watched: error streams are 0/1
-or skewed losses whose spread moves with their mean, which the mean detectors already watch
+"""Streams whose spread is watched (and whose scale follows it): error streams are 0/1 or
+skewed losses whose spread moves with their mean, which the mean detectors already watch
 (a scale that followed it would chase the very change to detect)."""
 _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
@@ -157,7 +157,6 @@ class Stream:
         "_spread_cap",
         "_spread_h",
         "_standardized",
-        "_tracked",
         "cooldown",
         "id",
         "n",
@@ -209,8 +208,8 @@ class Stream:
         self.ref_n = 0
         self.ref_mean = 0.0
         self.recent: float | None = None
-        self._tracked = self._standardized and sid.kind in _SPREAD_KINDS
-        self._spread_h = policy.spread_threshold if self._tracked else None
+        spread_on = self._standardized and sid.kind in _SPREAD_KINDS
+        self._spread_h = policy.spread_threshold if spread_on else None
         self.spread_up = 0.0
         self.spread_down = 0.0
         self.recent_sq = 1.0
@@ -244,16 +243,16 @@ class Stream:
             xs = x
         else:
             xs = (x - self.offset) / scale if self._standardized else x
-            if self._tracked:
-                # The spread reference (and tests): per event, only a capped sum (hot path).
+            h = self._spread_h
+            if h is not None:  # the spread tests: per event, only a capped sum (hot path)
                 d = xs - self.previous
                 self.previous = xs
                 dd = d * d
                 cap = self._spread_cap
                 self.spread_acc += dd if dd < cap else cap
                 if not (self.n - self.warm_n) & spread.BATCH_MASK:
-                    spread_fired = self._spread_batch(self._spread_h)
-                xs *= self._inv_sd
+                    spread_fired = self._spread_batch(h)
+                xs *= self._inv_sd  # the self-updating scale: see _variance_factor
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -280,20 +279,16 @@ class Stream:
             return NO_ALERTS
         return self._alerts(fired, event_id, ts, now_ms)
 
-    def _spread_batch(self, h: float | None) -> bool:
+    def _spread_batch(self, h: float) -> bool:
         """A batch of :data:`spread.BATCH` squared differences: learn the reference from it,
         or feed its mean ratio to both CUSUMs; whether one crossed its threshold. Otherwise
-        the reference follows the stream slowly, frozen while a change is suspected. Without
-        spread tests (``h`` None) the reference is still kept: it is the detectors' scale."""
+        the reference follows the stream slowly, frozen while a change is suspected."""
         ref = self.spread_ref
         m = 0.5 * self.spread_acc / (ref * spread.BATCH)
         self.spread_acc = 0.0
         k = self.spread_n
         if k < spread.LEARN_BATCHES:
             self._learn_spread(k, m)
-            return False
-        if h is None:
-            self._set_spread_ref(ref + ref * (m - 1.0) * spread.ADAPT)
             return False
         self.recent_sq += spread.RECENT_ALPHA * (m - self.recent_sq)
         up = self.spread_up + spread.BATCH * (spread.UP_GAIN * m - spread.UP_COST)
@@ -336,7 +331,8 @@ class Stream:
         winsorized variance of successive differences: a mean shift does not move it, it
         follows the stream slowly (span 5,000 events), is frozen while a spread change is
         suspected, and is learned afresh (512 events) after each spread alert. Until it is
-        learned, the warm-up scale stands.
+        learned, and on streams without spread tests (``spread: false``, error streams),
+        the warm-up scale stands.
         """
         if self.spread_n < spread.LEARN_BATCHES:
             return 1.0
@@ -474,7 +470,7 @@ class Stream:
         """The change detector ``i`` saw, with its own window (an int, as the schema says)."""
         before = self.ref_mean if self.ref_n else None
         scale = self.scale if self.scale is not None else self._warm_std()
-        if scale is not None and self._tracked:
+        if scale is not None and self._spread_h is not None:
             scale *= math.sqrt(self._variance_factor())
         width = getattr(self._detectors[i], "width", None)
         window = None if width is None else int(width)
