@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from streamproc import detectors
+from streamproc import detectors, streams
 from streamproc.alerts import Status
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -536,10 +536,12 @@ def config_table(settings: EngineSettings) -> str:
     for name in type(settings.detectors).model_fields:
         kind = StreamKind(name)
         standardized = settings.standardize and kind not in RAW_KINDS
+        arl0 = settings.policy(MODEL, kind, FEATURE).source_arl0
         described = []
         for spec in settings.detectors.for_kind(kind):
             raw = spec.type in detectors.BINARY or not standardized
-            info = detectors.describe(detectors.effective_spec(spec, not raw))
+            runs = streams.budgeted(spec, not raw, arl0)
+            info = detectors.describe(detectors.effective_spec(runs, not raw))
             params = ", ".join(f"{k}={v}" for k, v in sorted(dict(info["params"]).items()))
             described.append(f"`{spec.type}({params})`")
         lines.append(f"| {kind.value} | {'; '.join(described) or 'none'} |")
@@ -666,7 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missed = [c.scenario.name for c in (*controls, *changes) if c.ok is False]
     if missed:
         print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
-    return max(1 if missed else 0, _categories(args.quick, args.only, output))
+    status = _categories(args.quick, args.only, output)
+    return max(1 if missed else 0, status, _model(args.quick, args.only, output))
 
 
 def _categories(quick: bool, only: str | None, output: Path | None) -> int:
@@ -679,6 +682,19 @@ def _categories(quick: bool, only: str | None, output: Path | None) -> int:
     argv = ["--quick"] if quick or output is None else []
     write = None if output is None else lambda text: quality_categories.write_doc(output, text)
     status: int = quality_categories.main(argv, write=write)
+    return status
+
+
+def _model(quick: bool, only: str | None, output: Path | None) -> int:
+    """The 50-feature model (bench/quality_model.py: the budget per model), likewise."""
+    if only is not None:
+        return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import quality_model  # bench/ is not a package
+
+    argv = ["--quick"] if quick or output is None else []
+    write = None if output is None else lambda text: quality_model.write_doc(output, text)
+    status: int = quality_model.main(argv, write=write)
     return status
 
 

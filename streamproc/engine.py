@@ -194,7 +194,7 @@ class Engine:
         ...     return FeatureEvent(model="churn", features={"age": age}, ts=i)
         >>> alerts = [a for i in range(2000) for a in engine.process(event(i), now_ms=i).alerts]
         >>> [(a.stream.name, a.events_seen, a.detector["type"], a.severity) for a in alerts]
-        [('age', 1014, 'page_hinkley', <Severity.CRITICAL: 'critical'>)]
+        [('age', 1007, 'page_hinkley', <Severity.WARNING: 'warning'>)]
         """
         arrival = self._arrival
         if arrival is not None:

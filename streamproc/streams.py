@@ -11,14 +11,15 @@ original would have.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from river import drift
 
+from streamproc import budget, detectors, spread, state
 from streamproc import change as change_rules
-from streamproc import detectors, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
@@ -45,12 +46,17 @@ change magnitude stays below 2e200 (a warm-up of identical subnormals would give
 _STATE_BOUND = 2 * MAX_ABS_NUMBER
 """Means of inputs within +/-MAX_ABS_NUMBER stay within it; twice is room for rounding."""
 _SPREAD_KINDS = frozenset({StreamKind.VALUE, StreamKind.PREDICTION})
-"""Streams whose spread is watched: error streams are 0/1 or skewed losses whose spread
-moves with their mean, which the mean detectors already watch."""
+"""Streams whose spread is watched (and whose scale follows it): error streams are 0/1 or
+skewed losses whose spread moves with their mean, which the mean detectors already watch
+(a scale that followed it would chase the very change to detect)."""
 _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
+MIN_VARIANCE_FACTOR = 0.25
+"""The self-updating scale never falls below half the warm-up's: on a sparse stream (mostly
+one value, rare jumps) capped squared differences underestimate the spread, and their
+reference would shrink towards :data:`spread.MIN_REF`, blowing every value up to the clip."""
 
 
 class StreamState(TypedDict):
@@ -90,6 +96,41 @@ def default_factory(spec: DetectorSpec, standardized: bool) -> DriftDetector:
     return detectors.build(_effective_spec(_spec_key(spec), standardized))
 
 
+def budgeted(spec: DetectorSpec, standardized: bool, arl0: float | None) -> DetectorSpec:
+    """``spec`` with the parameters the false-alarm budget sets (each alarm source of the
+    stream at ``arl0`` events between false alarms), for those not set explicitly.
+
+    Page-Hinkley on standardized values: ``threshold`` from ``delta`` by Siegmund's
+    approximation, each side of a two-sided test at twice ``arl0``. ADWIN: ``delta =
+    clock / arl0``. HDDM and FHDDM test every update at their confidence: ``1 / arl0``.
+    Other detectors (and every one when ``arl0`` is None, standardization off) keep their
+    configured or default parameters. See docs/detectors.md, "False-alarm budget".
+    """
+    if arl0 is None:
+        return spec
+    return _budgeted(_spec_key(spec), standardized, arl0)
+
+
+@functools.lru_cache(maxsize=256)
+def _budgeted(key: tuple[Any, ...], standardized: bool, arl0: float) -> DetectorSpec:
+    kind = key[0]
+    params: dict[str, Any] = {k: v for k, _, v in key[1:]}
+    derived: dict[str, Any] = {}
+    if kind == "page_hinkley" and standardized:
+        delta = params.get("delta", detectors.SCALE_FREE_DEFAULTS[kind]["delta"])
+        sides = 2 if params.get("mode", "both") == "both" else 1
+        derived["threshold"] = budget.page_hinkley_threshold(sides * arl0, float(delta))
+    elif kind == "adwin":
+        derived["delta"] = budget.adwin_delta(arl0, int(params.get("clock", ADWIN_CLOCK)))
+    elif kind in ("hddm_a", "hddm_w"):
+        derived["drift_confidence"] = 1.0 / arl0
+    elif kind == "fhddm":
+        derived["confidence_level"] = 1.0 / arl0
+    if not derived.keys() - params.keys():
+        return DetectorSpec(type=kind, params=params)
+    return DetectorSpec(type=kind, params={**derived, **params})
+
+
 def _spec_key(spec: DetectorSpec) -> tuple[Any, ...]:
     """Hashable identity of a spec; a value's type keeps 1, 1.0 and true apart."""
     return (spec.type, *((k, type(v), v) for k, v in spec.params.items()))
@@ -110,6 +151,7 @@ class Stream:
         "_detectors",
         "_feeds",
         "_inputs",
+        "_inv_sd",
         "_raw_feeds",
         "_specs",
         "_spread_cap",
@@ -143,8 +185,11 @@ class Stream:
     def __init__(self, sid: StreamId, policy: StreamPolicy, factory: DetectorFactory) -> None:
         self.id = sid
         self._standardized = policy.standardize and sid.kind not in _RAW_KINDS
-        self._specs = policy.detectors
-        self._inputs = tuple(self._input_of(spec) for spec in self._specs)
+        self._inputs = tuple(self._input_of(spec) for spec in policy.detectors)
+        self._specs = tuple(
+            budgeted(spec, mode == _STANDARDIZED, policy.source_arl0)
+            for spec, mode in zip(policy.detectors, self._inputs, strict=True)
+        )
         self._detectors: list[DriftDetector] = [
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
@@ -175,6 +220,7 @@ class Stream:
         self.spread_tail = 1.0
         self.spread_acc = 0.0
         self._spread_cap = 2.0 * spread.CAP
+        self._inv_sd = 1.0
 
     def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -206,6 +252,7 @@ class Stream:
                 self.spread_acc += dd if dd < cap else cap
                 if not (self.n - self.warm_n) & spread.BATCH_MASK:
                     spread_fired = self._spread_batch(h)
+                xs *= self._inv_sd  # the self-updating scale: see _variance_factor
             if xs > CLIP:
                 xs = CLIP
             elif xs < -CLIP:
@@ -260,8 +307,8 @@ class Stream:
         spread alert: the reference is their running mean; at the end, their dispersion
         against a Gaussian stream's widens the threshold (:func:`spread.tail_factor`)."""
         ref = self.spread_ref
-        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
         self.spread_n = k + 1
+        self._set_spread_ref(ref + ref * (m - 1.0) / (k + 1))
         if k >= spread.SETTLE_BATCHES:  # the reference is roughly right by now
             self.spread_sq += m * m
         if k + 1 == spread.LEARN_BATCHES:
@@ -270,9 +317,26 @@ class Stream:
             self.spread_sq = 0.0
 
     def _set_spread_ref(self, ref: float) -> None:
+        """Set the reference variance (in warm-up units), and with it the detectors' scale."""
         ref = min(max(ref, spread.MIN_REF), spread.MAX_REF)
         self.spread_ref = ref
         self._spread_cap = 2.0 * spread.CAP * ref
+        self._inv_sd = 1.0 / math.sqrt(self._variance_factor())
+
+    def _variance_factor(self) -> float:
+        """The detectors' variance in warm-up units: the spread reference once learned.
+
+        The warm-up's 100 values leave the scale wrong by ~7% (far more on heavy tails),
+        which Page-Hinkley's false-alarm rate feels exponentially. The spread reference is a
+        winsorized variance of successive differences: a mean shift does not move it, it
+        follows the stream slowly (span 5,000 events), is frozen while a spread change is
+        suspected, and is learned afresh (512 events) after each spread alert. Until it is
+        learned, and on streams without spread tests (``spread: false``, error streams),
+        the warm-up scale stands.
+        """
+        if self.spread_n < spread.LEARN_BATCHES:
+            return 1.0
+        return max(self.spread_ref, MIN_VARIANCE_FACTOR)
 
     def _plan(self) -> None:
         """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
@@ -325,6 +389,7 @@ class Stream:
         self.recent_sq = 1.0
         self.spread_n = 0
         self.spread_sq = 0.0
+        self._set_spread_ref(self.spread_ref)
         if self.n < self.quiet_until:
             return NO_ALERTS
         if self.cooldown:
@@ -405,6 +470,8 @@ class Stream:
         """The change detector ``i`` saw, with its own window (an int, as the schema says)."""
         before = self.ref_mean if self.ref_n else None
         scale = self.scale if self.scale is not None else self._warm_std()
+        if scale is not None and self._spread_h is not None:
+            scale *= math.sqrt(self._variance_factor())
         width = getattr(self._detectors[i], "width", None)
         window = None if width is None else int(width)
         return change_rules.summarize(self.id, before, self.recent, scale, window)
@@ -503,6 +570,8 @@ class Stream:
 
 
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
+ADWIN_CLOCK: int = inspect.signature(drift.ADWIN).parameters["clock"].default
+"""River's default: ADWIN looks for a cut once per this many updates."""
 
 
 def _is_adwin(det: DriftDetector) -> bool:

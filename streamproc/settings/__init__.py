@@ -165,6 +165,10 @@ class StreamPolicy(Frozen):
     cooldown_events: int
     spread_threshold: float | None = None
     """Threshold of the spread CUSUMs (:mod:`streamproc.spread`); None: no spread test."""
+    source_arl0: float | None = None
+    """Mean events between false alarms each alarm source of the stream (a detector, a spread
+    test) must reach: the model's budget shared out (:mod:`streamproc.budget`). Detector
+    parameters not set explicitly derive from it. None (standardization off): River's own."""
 
 
 class EngineSettings(Frozen):
@@ -193,7 +197,7 @@ class EngineSettings(Frozen):
         default=1.0,
         gt=0,
         description="False-alarm budget per model over all its streams, per 100,000 events; "
-        "the spread thresholds are derived from it (docs/detectors.md).",
+        "detector thresholds and the spread tests' are derived from it (docs/detectors.md).",
     )
     streams_per_model: int = Field(
         default=150,
@@ -239,18 +243,21 @@ class EngineSettings(Frozen):
                 if override.detectors is not None:
                     fields["detectors"] = override.detectors
         spread_on = fields.pop("spread") and fields["standardize"]
-        fields["spread_threshold"] = self.spread_threshold(len(fields["detectors"]))
-        if not spread_on:
-            fields["spread_threshold"] = None
+        arl0 = self.source_arl0(len(fields["detectors"]))
+        fields["spread_threshold"] = budget.cusum_threshold(arl0) if spread_on else None
+        fields["source_arl0"] = arl0 if fields["standardize"] else None
         return StreamPolicy(**fields)
 
-    def spread_threshold(self, detectors: int) -> float:
-        """ln(ARL0) of each spread CUSUM: the model's budget shared by its streams and, within
-        a stream, by its detectors and the two spread tests (:mod:`streamproc.budget`)."""
-        arl0 = budget.stream_arl0(
+    def source_arl0(self, detectors: int) -> float:
+        """ARL0 of each alarm source of a stream: the model's budget shared by its streams and,
+        within a stream, by its detectors and the two spread tests (:mod:`streamproc.budget`)."""
+        return budget.stream_arl0(
             self.false_alarms_per_100k, self.streams_per_model, detectors + spread.SOURCES
         )
-        return budget.cusum_threshold(arl0)
+
+    def spread_threshold(self, detectors: int) -> float:
+        """ln(ARL0) of each spread CUSUM (Lorden's bound for a log-likelihood-ratio CUSUM)."""
+        return budget.cusum_threshold(self.source_arl0(detectors))
 
 
 class Limits(Frozen):

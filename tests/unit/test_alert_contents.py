@@ -267,7 +267,7 @@ def test_an_alert_carries_its_event_and_times_on_both_paths() -> None:
         ("e7", 1007, 2007, 7),  # page_hinkley: its 3rd, the warm-up took 4
     ]
     assert dets[0].seen == [1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 2.0]
-    assert got[1].detector["params"]["delta"] == 0.25  # scale-free default: standardized
+    assert got[1].detector["params"]["delta"] == 0.35  # scale-free default: standardized
     assert got[0].detector == {"type": "ddm", "params": got[0].detector["params"]}
     assert [a.alert_id for a in got] == [
         alert_id(StreamId("m", StreamKind.VALUE, "x"), 0, "ddm", 3),

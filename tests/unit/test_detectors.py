@@ -251,13 +251,13 @@ def test_describe_shows_the_kswin_default_seed() -> None:
 def test_standardized_page_hinkley_gets_scale_free_defaults() -> None:
     spec = detectors.effective_spec(DetectorSpec(type="page_hinkley"), standardized=True)
     assert spec.params == detectors.SCALE_FREE_DEFAULTS["page_hinkley"]
-    assert spec.params["delta"] == 0.25 and spec.params["threshold"] == 50.0
+    assert spec.params["delta"] == 0.35 and spec.params["threshold"] == 50.0
 
 
 def test_user_parameters_win_over_scale_free_defaults() -> None:
     user = DetectorSpec(type="page_hinkley", params={"threshold": 40, "mode": "up"})
     spec = detectors.effective_spec(user, standardized=True)
-    assert spec.params == {"delta": 0.25, "threshold": 40, "alpha": 1.0, "mode": "up"}
+    assert spec.params == {"delta": 0.35, "threshold": 40, "alpha": 1.0, "mode": "up"}
 
 
 def test_raw_mode_keeps_rivers_defaults_exactly() -> None:
@@ -283,7 +283,10 @@ def page_hinkley_hits(spec: DetectorSpec, xs: list[float]) -> list[int]:
 
 
 def test_scale_free_page_hinkley_is_quiet_on_noise_and_finds_half_a_sigma() -> None:
-    spec = DetectorSpec(type="page_hinkley")
+    """With the default budget's threshold (23.4, streamproc.budget). Page-Hinkley's mean
+    includes the values after the shift: with delta 0.35 it needs about 830 values of
+    history to find a 0.5 sigma shift at all (0.0283 x history must exceed the threshold)."""
+    spec = DetectorSpec(type="page_hinkley", params={"threshold": 23.4})
     rng = random.Random(11)
     assert page_hinkley_hits(spec, [rng.gauss(0.0, 1.0) for _ in range(20_000)]) == []
     hits = page_hinkley_hits(spec, values(shift=0.5))
