@@ -93,6 +93,9 @@ __all__ = [
     "load_settings",
 ]
 
+Seasonality = Literal["auto", "on", "off"]
+"""engine.seasonality: see :data:`streamproc.seasonal.Mode`."""
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
 
@@ -144,6 +147,9 @@ class Override(Frozen):
     standardize: bool | None = Field(default=None, description="Overrides engine.standardize.")
     warmup: int | None = Field(default=None, ge=2, description="Overrides engine.warmup.")
     spread: bool | None = Field(default=None, description="Overrides engine.spread.")
+    seasonality: Seasonality | None = Field(
+        default=None, description="Overrides engine.seasonality."
+    )
     cooldown_events: int | None = Field(
         default=None, ge=0, description="Overrides engine.cooldown_events."
     )
@@ -165,6 +171,8 @@ class StreamPolicy(Frozen):
     cooldown_events: int
     spread_threshold: float | None = None
     """Threshold of the spread CUSUMs (:mod:`streamproc.spread`); None: no spread test."""
+    seasonality: Seasonality = "off"
+    """Daily and weekly profiles (:mod:`streamproc.seasonal`) of value and prediction streams."""
 
 
 class EngineSettings(Frozen):
@@ -188,6 +196,12 @@ class EngineSettings(Frozen):
         default=True,
         description="Watch the spread of standardized streams (variance doubling or halving, "
         "heavier tails) with two CUSUMs on squared standardized values.",
+    )
+    seasonality: Seasonality = Field(
+        default="auto",
+        description="Daily and weekly cycles of numeric features and predictions, in event "
+        "time: auto (a profile is removed once a test finds it significant), on (removed "
+        "without the test), off (docs/detectors.md, Seasonality).",
     )
     false_alarms_per_100k: float = Field(
         default=1.0,
@@ -230,6 +244,7 @@ class EngineSettings(Frozen):
             "warmup": self.warmup,
             "cooldown_events": self.cooldown_events,
             "spread": self.spread,
+            "seasonality": self.seasonality,
         }
         for override in self.overrides:
             if override.matches(model, kind, name):

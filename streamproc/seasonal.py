@@ -1,0 +1,330 @@
+"""Daily and weekly cycles in event time: a profile per stream, whose residuals are watched.
+
+Change detectors on raw seasonal data fire on the cycle; practice removes the seasonal
+component first and detects on residuals (docs/detectors.md, "Seasonality"). The component
+here is the simplest one event time allows: the mean of the stream by hour of day (24
+bins) and by six hours of the week (28 bins), both learned online from the event ``ts``,
+read between bin centres by linear interpolation (a daily sine of 1.5 sigma is then off by
+about 0.01 sigma), and centred, so that the residual ``x - component`` keeps the stream's
+level: a level shift moves the residuals, a cycle does not.
+
+Each profile is switched on by a test of its significance once it has seen one full
+cycle (bins with at least :data:`MIN_BIN` values count): the share of variance its bin means
+explain, as an F statistic against the within-bin variance, at level :data:`ALPHA`: the
+daily one after a day and an hour of event time, the weekly one a week and six hours after
+that. Until a profile is decided its alerts are held whenever the part learned so far is
+significant: during the first day (and for the weekly profile, the first week), a change
+between hours cannot be told from a cycle. When a profile switches on, the stream learns
+its scale and detectors afresh on the residuals (a cold start of one warm-up).
+
+The bins are plain means, weighted ``1/n`` for the first :data:`DAY_MEMORY` (resp.
+:data:`WEEK_MEMORY`) cycles and then like an exponential average with that memory, so the
+profile follows a slow drift of the cycle while a change within a cycle or two still shows
+in the residuals. The weekly bins learn from what the daily profile leaves, from the day it
+is decided on: the weekly component is what the week adds to the day.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from statistics import NormalDist
+from typing import Any, Final, Literal
+
+from streamproc.errors import StateError
+
+Mode = Literal["auto", "on", "off"]
+"""``auto``: each profile switched on by its test; ``on``: without the test; ``off``: none."""
+HOUR_MS: Final = 3_600_000
+DAY_MS: Final = 24 * HOUR_MS
+WEEK_MS: Final = 7 * DAY_MS
+DAY_BINS: Final = 24
+WEEK_BINS: Final = 28
+DAY_BIN_MS: Final = DAY_MS // DAY_BINS
+WEEK_BIN_MS: Final = WEEK_MS // WEEK_BINS
+MIN_BIN: Final = 10
+"""Values a bin needs before its profile counts as a full cycle, or it joins a hold test."""
+HOLD_BINS: Final = 3
+"""Bins (of at least :data:`MIN_BIN` values) a partial profile needs before it can hold
+alerts: a stream that spans two hours at most (a demo, a test) is never held."""
+DAY_MEMORY: Final = 8.0
+"""Cycles after which daily bins forget like an exponential average of this memory."""
+WEEK_MEMORY: Final = 4.0
+ALPHA: Final = 1e-3
+"""Level of the F tests. A wrong "on" costs little (residuals against a flat profile carry
+its noise, ~1/sqrt(values per bin)); a wrong "off" lets the cycle alert."""
+LEARNING, ON, OFF = 0, 1, 2
+"""Where a profile is: learning (not yet a full cycle), switched on, or off."""
+_NAMES: Final = ("learning", "on", "off")
+"""The states as a snapshot names them."""
+FIELDS: Final = (
+    "day_start",
+    "week_start",
+    "daily",
+    "weekly",
+    "day_n",
+    "day_mean",
+    "week_n",
+    "week_mean",
+    "n",
+    "mean",
+    "m2",
+)
+"""Keys of :meth:`Seasonal.to_state`."""
+
+
+@functools.lru_cache(maxsize=64)
+def critical_f(df: int) -> float:
+    """F statistic (numerator ``df``, denominator large) exceeded with probability
+    :data:`ALPHA` under no cycle: ``chi2(df) / df`` by Wilson and Hilferty's cube root."""
+    z = NormalDist().inv_cdf(1.0 - ALPHA)
+    c = 2.0 / (9.0 * df)
+    return float((1.0 - c + z * math.sqrt(c)) ** 3)
+
+
+class Seasonal:
+    """The seasonal profile of one stream. Not thread-safe; its stream owns it."""
+
+    __slots__ = (
+        "changed",
+        "daily",
+        "day_mean",
+        "day_n",
+        "day_start",
+        "m2",
+        "mean",
+        "mode",
+        "n",
+        "week_mean",
+        "week_n",
+        "week_start",
+        "weekly",
+    )
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        self.changed = False
+        """Set when a profile switched on: the stream relearns on the new residuals."""
+        self.day_start: int | None = None
+        self.week_start: int | None = None
+        self.daily = LEARNING
+        self.weekly = LEARNING
+        self.day_n = [0] * DAY_BINS
+        self.day_mean = [0.0] * DAY_BINS
+        self.week_n = [0] * WEEK_BINS
+        self.week_mean = [0.0] * WEEK_BINS
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def update(self, x: float, ts: int, timed: bool) -> float:
+        """Learn from ``x`` (only when the event carried its own ``ts``) and return what the
+        detectors read: the residual once a profile is on, else ``x``."""
+        if timed and (self.daily != OFF or self.weekly != OFF):
+            return self._learn(x, ts)
+        if ON in (self.daily, self.weekly):
+            return x - self._daily(ts) - self._weekly(ts)
+        return x
+
+    def _learn(self, x: float, ts: int) -> float:
+        """The daily bins learn from ``x``; once the daily profile is decided, the weekly
+        bins learn from what it leaves (so a week's partial bins are not biased by the hours
+        they happen to cover). Returns the residual."""
+        daily = self.daily
+        if daily != OFF:
+            start = self.day_start
+            if start is None:
+                start = self.day_start = ts
+            elapsed = ts - start if ts > start else 0
+            d = (ts % DAY_MS) // DAY_BIN_MS
+            n = self.day_n[d] = self.day_n[d] + 1
+            self.day_mean[d] += (x - self.day_mean[d]) * _weight(n, elapsed, DAY_MS * DAY_MEMORY)
+            if daily == LEARNING:
+                self._accumulate(x)
+                if elapsed >= DAY_MS + DAY_BIN_MS:
+                    self._decide_daily(ts)
+                return x
+        r = x - self._daily(ts)
+        if self.weekly != OFF:
+            start = self.week_start
+            if start is None:
+                start = self.week_start = ts
+            elapsed = ts - start if ts > start else 0
+            w = (ts % WEEK_MS) // WEEK_BIN_MS
+            n = self.week_n[w] = self.week_n[w] + 1
+            weight = _weight(n, elapsed, WEEK_MS * WEEK_MEMORY)
+            self.week_mean[w] += (r - self.week_mean[w]) * weight
+            if self.weekly == LEARNING:
+                self._accumulate(r)
+                if elapsed >= WEEK_MS + WEEK_BIN_MS:
+                    self._decide_weekly()
+                return r
+        return r - self._weekly(ts)
+
+    def _accumulate(self, x: float) -> None:
+        """Totals of the values the learning profile sees (its test's within variance)."""
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def _decide_daily(self, ts: int) -> None:
+        """A day and an hour have passed: every hour seen whole at least once."""
+        on = self.mode == "on" or self._f(self.day_n, self.day_mean) > critical_f(
+            max(1, _filled(self.day_n) - 1)
+        )
+        self.daily = ON if on else OFF
+        self.changed = self.changed or on
+        _fill_empty(self.day_n, self.day_mean)
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.week_start = ts
+
+    def _decide_weekly(self) -> None:
+        on = self.mode == "on" or self._f(self.week_n, self.week_mean) > critical_f(
+            max(1, _filled(self.week_n) - 1)
+        )
+        self.weekly = ON if on else OFF
+        self.changed = self.changed or on
+        _fill_empty(self.week_n, self.week_mean)
+
+    def holds(self) -> bool:
+        """Whether an alert now may be the cycle: a profile is still learning and what it
+        has learned so far is significant (``on``: the whole first day is held)."""
+        if self.daily == LEARNING:
+            counts, means = self.day_n, self.day_mean
+            if self.mode == "on":
+                return True
+        elif self.weekly == LEARNING:
+            counts, means = self.week_n, self.week_mean
+        else:
+            return False
+        filled = _filled(counts)
+        return filled >= HOLD_BINS and self._f(counts, means) > critical_f(filled - 1)
+
+    def _f(self, counts: list[int], means: list[float]) -> float:
+        """Variance between the bins with :data:`MIN_BIN` values or more against the
+        variance within bins, of the values the learning profile has seen (its bins are
+        then plain means of those values)."""
+        between, bins, values = _between(counts, means)
+        within = (self.m2 - between) / max(1, self.n - bins)
+        if bins < 2 or within <= 0.0 or values > self.n:
+            return 0.0
+        return between / (bins - 1) / within
+
+    def _daily(self, ts: int) -> float:
+        """The daily part of a value at ``ts``: centred, interpolated between bin centres."""
+        if self.daily != ON:
+            return 0.0
+        day = self.day_mean
+        i, k, f = _neighbours(ts, DAY_MS, DAY_BIN_MS, DAY_BINS)
+        return day[i] + f * (day[k] - day[i]) - sum(day) / DAY_BINS
+
+    def _weekly(self, ts: int) -> float:
+        """What the week adds to the daily part."""
+        if self.weekly != ON:
+            return 0.0
+        week = self.week_mean
+        i, k, f = _neighbours(ts, WEEK_MS, WEEK_BIN_MS, WEEK_BINS)
+        return week[i] + f * (week[k] - week[i]) - sum(week) / WEEK_BINS
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "day_start": self.day_start,
+            "week_start": self.week_start,
+            "daily": _NAMES[self.daily],
+            "weekly": _NAMES[self.weekly],
+            "day_n": list(self.day_n),
+            "day_mean": list(self.day_mean),
+            "week_n": list(self.week_n),
+            "week_mean": list(self.week_mean),
+            "n": self.n,
+            "mean": self.mean,
+            "m2": self.m2,
+        }
+
+    def restore(self, values: object, where: str, bound: float) -> None:
+        """Continue from :meth:`to_state` output; StateError names the first bad field and
+        leaves the profile unchanged. ``bound`` bounds every mean (the stream's)."""
+        if type(values) is not dict or values.keys() != set(FIELDS):
+            raise StateError(f"{where}: seasonal: expected a mapping with keys {', '.join(FIELDS)}")
+        starts = values["day_start"], values["week_start"]
+        if any(s is not None and type(s) is not int for s in starts):
+            raise StateError(f"{where}: seasonal: day_start, week_start: integers or null")
+        daily, weekly = values["daily"], values["weekly"]
+        if daily not in _NAMES or weekly not in _NAMES:
+            raise StateError(f"{where}: seasonal: daily and weekly must be learning, on or off")
+        day_n = _counts(values["day_n"], DAY_BINS, f"{where}: seasonal.day_n")
+        week_n = _counts(values["week_n"], WEEK_BINS, f"{where}: seasonal.week_n")
+        day_mean = _means(values["day_mean"], DAY_BINS, bound, f"{where}: seasonal.day_mean")
+        week_mean = _means(values["week_mean"], WEEK_BINS, bound, f"{where}: seasonal.week_mean")
+        n = _counts([values["n"]], 1, f"{where}: seasonal.n")[0]
+        mean = _means([values["mean"]], 1, bound, f"{where}: seasonal.mean")[0]
+        m2 = _means([values["m2"]], 1, math.inf, f"{where}: seasonal.m2")[0]
+        if m2 < 0.0:
+            raise StateError(f"{where}: seasonal.m2: must not be negative")
+        self.day_start, self.week_start = starts
+        self.daily, self.weekly = _NAMES.index(daily), _NAMES.index(weekly)
+        self.day_n, self.day_mean, self.week_n, self.week_mean = day_n, day_mean, week_n, week_mean
+        self.n, self.mean, self.m2 = n, mean, m2
+        self.changed = False
+
+
+def _weight(n: int, elapsed: int, memory_ms: float) -> float:
+    """Weight of a bin's ``n``-th value: ``1/n`` until ``memory_ms`` have elapsed, then as
+    if the bin held only the last memory's worth of values."""
+    memories = elapsed / memory_ms
+    return 1.0 / n if memories <= 1.0 else min(1.0, memories / n)
+
+
+def _neighbours(ts: int, period: int, width: int, bins: int) -> tuple[int, int, float]:
+    """The bins whose centres surround ``ts``, and how far ``ts`` is from the first."""
+    pos = (ts % period) / width - 0.5
+    below = math.floor(pos)
+    return below % bins, (below + 1) % bins, pos - below
+
+
+def _filled(counts: list[int]) -> int:
+    return sum(1 for c in counts if c >= MIN_BIN)
+
+
+def _between(counts: list[int], means: list[float]) -> tuple[float, int, int]:
+    """Sum of squares of the means of bins with :data:`MIN_BIN` values or more about their
+    weighted mean, those bins, and their values."""
+    pairs = [(c, m) for c, m in zip(counts, means, strict=True) if c >= MIN_BIN]
+    total = sum(c for c, _ in pairs)
+    if total == 0:
+        return 0.0, 0, 0
+    grand = sum(c * m for c, m in pairs) / total
+    return sum(c * (m - grand) ** 2 for c, m in pairs), len(pairs), total
+
+
+def _fill_empty(counts: list[int], means: list[float]) -> None:
+    """Bins a whole cycle left empty (no traffic at night) read as the profile's mean."""
+    seen = [m for c, m in zip(counts, means, strict=True) if c]
+    level = sum(seen) / len(seen) if seen else 0.0
+    for i, c in enumerate(counts):
+        if not c:
+            means[i] = level
+
+
+def _counts(value: object, size: int, where: str) -> list[int]:
+    if (
+        type(value) is not list
+        or len(value) != size
+        or not all(type(c) is int and 0 <= c <= 2**53 for c in value)
+    ):
+        raise StateError(f"{where}: expected {size} non-negative integers")
+    return list(value)
+
+
+def _means(value: object, size: int, bound: float, where: str) -> list[float]:
+    if (
+        type(value) is not list
+        or len(value) != size
+        or not all(
+            (type(m) is float or type(m) is int) and math.isfinite(m) and -bound <= m <= bound
+            for m in value
+        )
+    ):
+        raise StateError(f"{where}: expected {size} finite numbers within +/-{bound:g}")
+    return [float(m) for m in value]
