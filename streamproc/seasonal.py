@@ -189,17 +189,22 @@ class Seasonal:
 
     def holds(self) -> bool:
         """Whether an alert now may be the cycle: a profile is still learning and what it
-        has learned so far is significant (``on``: the whole first day is held)."""
+        has learned so far is significant (``on``: the whole first day is held).
+
+        While the weekly profile learns, only differences between whole days count: a
+        weekly cycle moves them, while a change of the daily cycle's shape (its amplitude,
+        say) leaves them alone and alerts at once. A level shift in the first week cannot be
+        told from a weekly pattern and is held until the week is decided."""
         if self.daily == LEARNING:
-            counts, means = self.day_n, self.day_mean
             if self.mode == "on":
                 return True
+            counts, means, least = self.day_n, self.day_mean, HOLD_BINS
         elif self.weekly == LEARNING:
-            counts, means = self.week_n, self.week_mean
+            (counts, means), least = _by_day(self.week_n, self.week_mean), 2
         else:
             return False
         filled = _filled(counts)
-        return filled >= HOLD_BINS and self._f(counts, means) > critical_f(filled - 1)
+        return filled >= least and self._f(counts, means) > critical_f(filled - 1)
 
     def _f(self, counts: list[int], means: list[float]) -> float:
         """Variance between the bins with :data:`MIN_BIN` values or more against the
@@ -296,6 +301,20 @@ def _between(counts: list[int], means: list[float]) -> tuple[float, int, int]:
         return 0.0, 0, 0
     grand = sum(c * m for c, m in pairs) / total
     return sum(c * (m - grand) ** 2 for c, m in pairs), len(pairs), total
+
+
+def _by_day(counts: list[int], means: list[float]) -> tuple[list[int], list[float]]:
+    """The weekly bins merged into the seven days they belong to."""
+    per = WEEK_BINS // 7
+    day_counts, day_means = [], []
+    for d in range(0, WEEK_BINS, per):
+        c = counts[d : d + per]
+        total = sum(c)
+        day_counts.append(total)
+        day_means.append(
+            sum(k * m for k, m in zip(c, means[d : d + per], strict=True)) / total if total else 0.0
+        )
+    return day_counts, day_means
 
 
 def _fill_empty(counts: list[int], means: list[float]) -> None:
