@@ -44,9 +44,9 @@ DAY_BIN_MS: Final = DAY_MS // DAY_BINS
 WEEK_BIN_MS: Final = WEEK_MS // WEEK_BINS
 MIN_BIN: Final = 10
 """Values a bin needs before its profile counts as a full cycle, or it joins a hold test."""
-HOLD_BINS: Final = 3
-"""Bins (of at least :data:`MIN_BIN` values) a partial profile needs before it can hold
-alerts: a stream that spans two hours at most (a demo, a test) is never held."""
+HOLD_SPAN_MS: Final = HOUR_MS
+"""Event time a learning profile must span before it can hold alerts: a stream that spans
+less (a demo, a test) is never held."""
 DAY_MEMORY: Final = 8.0
 """Cycles after which daily bins forget like an exponential average of this memory."""
 WEEK_MEMORY: Final = 4.0
@@ -187,24 +187,25 @@ class Seasonal:
         self.changed = self.changed or on
         _fill_empty(self.week_n, self.week_mean)
 
-    def holds(self) -> bool:
-        """Whether an alert now may be the cycle: a profile is still learning and what it
-        has learned so far is significant (``on``: the whole first day is held).
+    def holds(self, ts: int) -> bool:
+        """Whether an alert at ``ts`` may be the cycle: a profile is still learning, the
+        stream has spanned :data:`HOLD_SPAN_MS` of event time, and what the profile has
+        learned so far is significant (``on``: the whole first day is held).
 
-        While the weekly profile learns, only differences between whole days count: a
-        weekly cycle moves them, while a change of the daily cycle's shape (its amplitude,
-        say) leaves them alone and alerts at once. A level shift in the first week cannot be
-        told from a weekly pattern and is held until the week is decided."""
+        In the first week a change of the daily cycle (its amplitude, its level) cannot be
+        told from a weekly pattern: it is held until the week is decided."""
         if self.daily == LEARNING:
             if self.mode == "on":
                 return True
-            counts, means, least = self.day_n, self.day_mean, HOLD_BINS
+            start, counts, means = self.day_start, self.day_n, self.day_mean
         elif self.weekly == LEARNING:
-            (counts, means), least = _by_day(self.week_n, self.week_mean), 2
+            start, counts, means = self.week_start, self.week_n, self.week_mean
         else:
             return False
+        if start is None or ts - start < HOLD_SPAN_MS:
+            return False
         filled = _filled(counts)
-        return filled >= least and self._f(counts, means) > critical_f(filled - 1)
+        return filled >= 2 and self._f(counts, means) > critical_f(filled - 1)
 
     def _f(self, counts: list[int], means: list[float]) -> float:
         """Variance between the bins with :data:`MIN_BIN` values or more against the
@@ -301,20 +302,6 @@ def _between(counts: list[int], means: list[float]) -> tuple[float, int, int]:
         return 0.0, 0, 0
     grand = sum(c * m for c, m in pairs) / total
     return sum(c * (m - grand) ** 2 for c, m in pairs), len(pairs), total
-
-
-def _by_day(counts: list[int], means: list[float]) -> tuple[list[int], list[float]]:
-    """The weekly bins merged into the seven days they belong to."""
-    per = WEEK_BINS // 7
-    day_counts, day_means = [], []
-    for d in range(0, WEEK_BINS, per):
-        c = counts[d : d + per]
-        total = sum(c)
-        day_counts.append(total)
-        day_means.append(
-            sum(k * m for k, m in zip(c, means[d : d + per], strict=True)) / total if total else 0.0
-        )
-    return day_counts, day_means
 
 
 def _fill_empty(counts: list[int], means: list[float]) -> None:

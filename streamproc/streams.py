@@ -358,7 +358,7 @@ class Stream:
         self.spread_n = 0
         self.spread_sq = 0.0
         season = self._season
-        if self.n < self.quiet_until or (season is not None and season.holds()):
+        if self.n < self.quiet_until or (season is not None and season.holds(ts)):
             return NO_ALERTS
         if self.cooldown:
             self.quiet_until = self.n + self.cooldown
@@ -405,7 +405,7 @@ class Stream:
         since the latest change point, not a mix of regimes the cooldown hid. While a
         seasonal profile is being learned, an alert that may be its cycle is held."""
         season = self._season
-        if self.n < self.quiet_until or (season is not None and season.holds()):
+        if self.n < self.quiet_until or (season is not None and season.holds(ts)):
             self._new_reference()
             return NO_ALERTS
         if self.cooldown:

@@ -102,7 +102,7 @@ def test_alerts_on_the_cycle_are_held_while_the_first_day_is_learned() -> None:
     engine = Engine(settings("auto"), Limits())
     assert feed(engine, batch) == []
     assert profile(engine).daily == seasonal.LEARNING
-    assert profile(engine).holds()
+    assert profile(engine).holds(batch[-1].ts)
 
 
 def test_a_stationary_stream_gets_no_profile() -> None:
@@ -111,7 +111,7 @@ def test_a_stationary_stream_gets_no_profile() -> None:
 
     season = profile(engine)
     assert (season.daily, season.weekly) == (seasonal.OFF, seasonal.OFF)
-    assert not season.holds()
+    assert not season.holds(T0 + 10 * DAY * MINUTE)
 
 
 def test_the_on_mode_removes_a_profile_without_its_test() -> None:
@@ -123,10 +123,11 @@ def test_the_on_mode_removes_a_profile_without_its_test() -> None:
 
 @pytest.mark.parametrize("seed", [4, 5, 6])
 def test_an_amplitude_half_as_large_again_alerts_within_two_cycles(seed: int) -> None:
-    at = 4 * DAY
+    """Once both profiles are decided (the weekly one after 8 days and 7 hours)."""
+    at = 9 * DAY
     hits = feed(
         Engine(settings(), Limits()),
-        events(cycle(7 * DAY, seed=seed, change_at=at, factor=1.5)),
+        events(cycle(11 * DAY, seed=seed, change_at=at, factor=1.5)),
     )
 
     assert hits
@@ -134,10 +135,10 @@ def test_an_amplitude_half_as_large_again_alerts_within_two_cycles(seed: int) ->
 
 
 def test_a_level_shift_of_a_seasonal_stream_alerts_with_the_level_before_and_after() -> None:
-    at = 4 * DAY
+    at = 9 * DAY
     hits = feed(
         Engine(settings(), Limits()),
-        events(cycle(5 * DAY, seed=7, change_at=at, shift=1.0)),
+        events(cycle(10 * DAY, seed=7, change_at=at, shift=1.0)),
     )
 
     index, alert = hits[0]
@@ -174,10 +175,11 @@ def test_an_override_turns_seasonality_off_for_one_feature() -> None:
     assert value_stream(engine)._season is None
 
 
-@pytest.mark.parametrize("split", [DAY // 2, 2 * DAY + 333, 5 * DAY + 77])
+@pytest.mark.parametrize("split", [DAY // 2, 2 * DAY + 333, 9 * DAY + 77])
 def test_snapshot_and_restore_mid_cycle_continue_exactly(split: int) -> None:
-    """Splits while the daily profile learns, once it is on, and after a change."""
-    batch = events(cycle(7 * DAY, seed=10, change_at=5 * DAY, factor=1.5))
+    """Splits while the daily profile learns, while the weekly one learns, and after a
+    change of the cycle's amplitude."""
+    batch = events(cycle(10 * DAY, seed=10, change_at=9 * DAY, factor=1.5))
     reference = Engine(settings(), Limits())
     expected = feed(reference, batch)
 
