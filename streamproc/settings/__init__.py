@@ -96,6 +96,16 @@ __all__ = [
 Seasonality = Literal["auto", "on", "off"]
 """engine.seasonality: see :data:`streamproc.seasonal.Mode`."""
 
+
+def _on_off(value: object) -> object:
+    """YAML 1.1 reads an unquoted ``on``/``off`` as a boolean: take it as the word meant."""
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    return value
+
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
 
@@ -153,6 +163,11 @@ class Override(Frozen):
     cooldown_events: int | None = Field(
         default=None, ge=0, description="Overrides engine.cooldown_events."
     )
+
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _seasonality_words(cls, value: object) -> object:
+        return _on_off(value)
 
     def matches(self, model: str, kind: StreamKind, name: str) -> bool:
         return (
@@ -235,6 +250,11 @@ class EngineSettings(Frozen):
         default_factory=RollupSettings,
         description="Model rollup alerts: {enabled, min_streams, min_share, window_events}.",
     )
+
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _seasonality_words(cls, value: object) -> object:
+        return _on_off(value)
 
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
         """Resolve the policy of one stream (called once per stream, not per event)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -246,3 +247,17 @@ def test_the_critical_f_matches_the_chi_square_quantile() -> None:
     """chi2(23) and chi2(1) at 0.999 are 49.728 and 10.828 (tables): F = chi2 / df."""
     assert seasonal.critical_f(23) == pytest.approx(49.728 / 23, rel=0.01)
     assert seasonal.critical_f(1) == pytest.approx(10.828, rel=0.05)
+
+
+def test_yaml_on_and_off_unquoted_are_the_words_meant(tmp_path: Path) -> None:
+    """YAML 1.1 reads ``off`` as false; the setting takes it as "off"."""
+    config = tmp_path / "streamproc.yaml"
+    config.write_text(
+        "engine:\n  seasonality: on\n  overrides:\n    - stream: x\n      seasonality: off\n"
+    )
+
+    engine = load_settings(config, environ={}).engine
+
+    assert engine.seasonality == "on"
+    assert engine.policy("m", StreamKind.VALUE, "x").seasonality == "off"
+    assert engine.policy("m", StreamKind.VALUE, "y").seasonality == "on"
