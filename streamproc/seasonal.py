@@ -3,7 +3,7 @@
 Change detectors on raw seasonal data fire on the cycle; practice removes the seasonal
 component first and detects on residuals (docs/detectors.md, "Seasonality"). The component
 here is the simplest one event time allows: the mean of the stream by hour of day (24
-bins) and by six hours of the week (28 bins), both learned online from the event ``ts``,
+bins) and by half-day of the week (14 bins), both learned online from the event ``ts``,
 read between bin centres by linear interpolation (a daily sine of 1.5 sigma is then off by
 about 0.01 sigma), and centred, so that the residual ``x - component`` keeps the stream's
 level: a level shift moves the residuals, a cycle does not.
@@ -11,8 +11,8 @@ level: a level shift moves the residuals, a cycle does not.
 Each profile is switched on by a test of its significance once it has seen one full
 cycle (bins with at least :data:`MIN_BIN` values count): the share of variance its bin means
 explain, as an F statistic against the within-bin variance, at level :data:`ALPHA`: the
-daily one after a day and an hour of event time, the weekly one a week and six hours after
-that. Until a profile is decided its alerts are held whenever the part learned so far is
+daily one after a day and an hour of event time, the weekly one a week and twelve hours
+after that. Until a profile is decided its alerts are held whenever the part learned so far is
 significant: during the first day (and for the weekly profile, the first week), a change
 between hours cannot be told from a cycle. When a profile switches on, the stream learns
 its scale and detectors afresh on the residuals (a cold start of one warm-up).
@@ -39,7 +39,9 @@ HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 24 * HOUR_MS
 WEEK_MS: Final = 7 * DAY_MS
 DAY_BINS: Final = 24
-WEEK_BINS: Final = 28
+WEEK_BINS: Final = 14
+"""Twelve hours each: a weekly sine is then read within 0.04 sigma, and the profile fits the
+4 KB a stream may take."""
 DAY_BIN_MS: Final = DAY_MS // DAY_BINS
 WEEK_BIN_MS: Final = WEEK_MS // WEEK_BINS
 MIN_BIN: Final = 10
@@ -175,7 +177,7 @@ class Seasonal:
         )
         self.daily = ON if on else OFF
         self.changed = self.changed or on
-        _fill_empty(self.day_n, self.day_mean)
+        _settle(self.day_n, self.day_mean, on)
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.week_start = ts
 
@@ -185,7 +187,8 @@ class Seasonal:
         )
         self.weekly = ON if on else OFF
         self.changed = self.changed or on
-        _fill_empty(self.week_n, self.week_mean)
+        _settle(self.week_n, self.week_mean, on)
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
 
     def holds(self, ts: int) -> bool:
         """Whether an alert at ``ts`` may be the cycle: a profile is still learning, the
@@ -239,10 +242,10 @@ class Seasonal:
             "week_start": self.week_start,
             "daily": _NAMES[self.daily],
             "weekly": _NAMES[self.weekly],
-            "day_n": list(self.day_n),
-            "day_mean": list(self.day_mean),
-            "week_n": list(self.week_n),
-            "week_mean": list(self.week_mean),
+            "day_n": list(self.day_n) if self.daily != OFF else [],
+            "day_mean": list(self.day_mean) if self.daily != OFF else [],
+            "week_n": list(self.week_n) if self.weekly != OFF else [],
+            "week_mean": list(self.week_mean) if self.weekly != OFF else [],
             "n": self.n,
             "mean": self.mean,
             "m2": self.m2,
@@ -259,10 +262,14 @@ class Seasonal:
         daily, weekly = values["daily"], values["weekly"]
         if daily not in _NAMES or weekly not in _NAMES:
             raise StateError(f"{where}: seasonal: daily and weekly must be learning, on or off")
-        day_n = _counts(values["day_n"], DAY_BINS, f"{where}: seasonal.day_n")
-        week_n = _counts(values["week_n"], WEEK_BINS, f"{where}: seasonal.week_n")
-        day_mean = _means(values["day_mean"], DAY_BINS, bound, f"{where}: seasonal.day_mean")
-        week_mean = _means(values["week_mean"], WEEK_BINS, bound, f"{where}: seasonal.week_mean")
+        days = 0 if daily == "off" else DAY_BINS
+        weeks = 0 if weekly == "off" else WEEK_BINS
+        day_n = _counts(values["day_n"], days, f"{where}: seasonal.day_n") or [0] * DAY_BINS
+        week_n = _counts(values["week_n"], weeks, f"{where}: seasonal.week_n") or [0] * WEEK_BINS
+        day_mean = _means(values["day_mean"], days, bound, f"{where}: seasonal.day_mean")
+        week_mean = _means(values["week_mean"], weeks, bound, f"{where}: seasonal.week_mean")
+        day_mean = day_mean or [0.0] * DAY_BINS
+        week_mean = week_mean or [0.0] * WEEK_BINS
         n = _counts([values["n"]], 1, f"{where}: seasonal.n")[0]
         mean = _means([values["mean"]], 1, bound, f"{where}: seasonal.mean")[0]
         m2 = _means([values["m2"]], 1, math.inf, f"{where}: seasonal.m2")[0]
@@ -304,8 +311,14 @@ def _between(counts: list[int], means: list[float]) -> tuple[float, int, int]:
     return sum(c * (m - grand) ** 2 for c, m in pairs), len(pairs), total
 
 
-def _fill_empty(counts: list[int], means: list[float]) -> None:
-    """Bins a whole cycle left empty (no traffic at night) read as the profile's mean."""
+def _settle(counts: list[int], means: list[float], on: bool) -> None:
+    """A decided profile: off, its bins are cleared (they are never read again, and a
+    snapshot omits them); on, bins a whole cycle left empty (no traffic at night) read as
+    the profile's mean."""
+    if not on:
+        counts[:] = [0] * len(counts)
+        means[:] = [0.0] * len(means)
+        return
     seen = [m for c, m in zip(counts, means, strict=True) if c]
     level = sum(seen) / len(seen) if seen else 0.0
     for i, c in enumerate(counts):

@@ -217,7 +217,7 @@ def test_a_stream_written_before_seasonality_restores_with_an_empty_profile() ->
         ("daily", "maybe"),
         ("day_n", [1] * 23),
         ("day_mean", [math.inf] + [0.0] * 23),
-        ("week_mean", [1e300] * 28),
+        ("week_mean", [1e300] * 14),
         ("m2", -1.0),
         ("day_start", 1.5),
     ],
