@@ -75,7 +75,8 @@ def sine(
         if drift_to is not None:
             amp = amplitude + (drift_to - amplitude) * t / n
         level = np.where(t >= at, 3.0 + shift, 3.0)
-        return level + amp * np.sin(2 * np.pi * t / period) + rng.standard_normal(n)
+        values: np.ndarray = level + amp * np.sin(2 * np.pi * t / period)
+        return values + rng.standard_normal(n)
 
     return generate
 
