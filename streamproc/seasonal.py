@@ -52,6 +52,8 @@ less (a demo, a test) is never held."""
 DAY_MEMORY: Final = 8.0
 """Cycles after which daily bins forget like an exponential average of this memory."""
 WEEK_MEMORY: Final = 4.0
+_DAY_MEMORY_MS: Final = DAY_MS * DAY_MEMORY
+_WEEK_MEMORY_MS: Final = WEEK_MS * WEEK_MEMORY
 ALPHA: Final = 1e-3
 """Level of the F tests. A wrong "on" costs little (residuals against a flat profile carry
 its noise, ~1/sqrt(values per bin)); a wrong "off" lets the cycle alert."""
@@ -68,6 +70,8 @@ FIELDS: Final = (
     "day_mean",
     "week_n",
     "week_mean",
+    "day_level",
+    "week_level",
     "n",
     "mean",
     "m2",
@@ -90,6 +94,7 @@ class Seasonal:
     __slots__ = (
         "changed",
         "daily",
+        "day_level",
         "day_mean",
         "day_n",
         "day_start",
@@ -97,6 +102,7 @@ class Seasonal:
         "mean",
         "mode",
         "n",
+        "week_level",
         "week_mean",
         "week_n",
         "week_start",
@@ -115,53 +121,68 @@ class Seasonal:
         self.day_mean = [0.0] * DAY_BINS
         self.week_n = [0] * WEEK_BINS
         self.week_mean = [0.0] * WEEK_BINS
+        self.day_level = 0.0
+        """The mean of the daily bins once on (kept up to date bin by bin): the profile is
+        read less it, so the residual keeps the stream's level."""
+        self.week_level = 0.0
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
 
     def update(self, x: float, ts: int, timed: bool) -> float:
         """Learn from ``x`` (only when the event carried its own ``ts``) and return what the
-        detectors read: the residual once a profile is on, else ``x``."""
-        if timed and (self.daily != OFF or self.weekly != OFF):
-            return self._learn(x, ts)
-        if ON in (self.daily, self.weekly):
-            return x - self._daily(ts) - self._weekly(ts)
-        return x
+        detectors read: the residual once a profile is on, else ``x``. The daily bins learn
+        from ``x``; once the daily profile is decided, the weekly bins learn from what it
+        leaves (so a week's partial bins are not biased by the hours they happen to cover).
 
-    def _learn(self, x: float, ts: int) -> float:
-        """The daily bins learn from ``x``; once the daily profile is decided, the weekly
-        bins learn from what it leaves (so a week's partial bins are not biased by the hours
-        they happen to cover). Returns the residual."""
+        This runs once per value of a stream (the hot path): no allocation, few calls."""
         daily = self.daily
-        if daily != OFF:
-            start = self.day_start
-            if start is None:
-                start = self.day_start = ts
-            elapsed = ts - start if ts > start else 0
-            d = (ts % DAY_MS) // DAY_BIN_MS
-            n = self.day_n[d] = self.day_n[d] + 1
-            self.day_mean[d] += (x - self.day_mean[d]) * _weight(n, elapsed, DAY_MS * DAY_MEMORY)
-            if daily == LEARNING:
-                self._accumulate(x)
-                if elapsed >= DAY_MS + DAY_BIN_MS:
-                    self._decide_daily(ts)
-                return x
-        r = x - self._daily(ts)
-        if self.weekly != OFF:
-            start = self.week_start
-            if start is None:
-                start = self.week_start = ts
-            elapsed = ts - start if ts > start else 0
-            w = (ts % WEEK_MS) // WEEK_BIN_MS
-            n = self.week_n[w] = self.week_n[w] + 1
-            weight = _weight(n, elapsed, WEEK_MS * WEEK_MEMORY)
-            self.week_mean[w] += (r - self.week_mean[w]) * weight
-            if self.weekly == LEARNING:
-                self._accumulate(r)
-                if elapsed >= WEEK_MS + WEEK_BIN_MS:
-                    self._decide_weekly()
-                return r
-        return r - self._weekly(ts)
+        if not timed:
+            return x - self._daily(ts) - self._weekly(ts) if ON in (daily, self.weekly) else x
+        if daily == LEARNING:
+            self._learn_daily(x, ts)
+            return x
+        if daily == ON:
+            self._learn_daily(x, ts)
+            x -= self._daily(ts)
+        weekly = self.weekly
+        if weekly == OFF:
+            return x
+        start = self.week_start
+        if start is None:
+            start = self.week_start = ts
+        elapsed = ts - start
+        w = ts % WEEK_MS // WEEK_BIN_MS
+        counts, means = self.week_n, self.week_mean
+        n = counts[w] = counts[w] + 1
+        memories = elapsed / _WEEK_MEMORY_MS
+        step = (x - means[w]) * (1.0 / n if memories <= 1.0 else min(1.0, memories / n))
+        means[w] += step
+        if weekly == LEARNING:
+            self._accumulate(x)
+            if elapsed >= WEEK_MS + WEEK_BIN_MS:
+                self._decide_weekly()
+            return x
+        self.week_level += step / WEEK_BINS
+        return x - self._weekly(ts)
+
+    def _learn_daily(self, x: float, ts: int) -> None:
+        start = self.day_start
+        if start is None:
+            start = self.day_start = ts
+        elapsed = ts - start
+        d = ts % DAY_MS // DAY_BIN_MS
+        counts, means = self.day_n, self.day_mean
+        n = counts[d] = counts[d] + 1
+        memories = elapsed / _DAY_MEMORY_MS
+        step = (x - means[d]) * (1.0 / n if memories <= 1.0 else min(1.0, memories / n))
+        means[d] += step
+        if self.daily == LEARNING:
+            self._accumulate(x)
+            if elapsed >= DAY_MS + DAY_BIN_MS:
+                self._decide_daily(ts)
+        else:
+            self.day_level += step / DAY_BINS
 
     def _accumulate(self, x: float) -> None:
         """Totals of the values the learning profile sees (its test's within variance)."""
@@ -178,6 +199,7 @@ class Seasonal:
         self.daily = ON if on else OFF
         self.changed = self.changed or on
         _settle(self.day_n, self.day_mean, on)
+        self.day_level = sum(self.day_mean) / DAY_BINS
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.week_start = ts
 
@@ -188,6 +210,7 @@ class Seasonal:
         self.weekly = ON if on else OFF
         self.changed = self.changed or on
         _settle(self.week_n, self.week_mean, on)
+        self.week_level = sum(self.week_mean) / WEEK_BINS
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
 
     def holds(self, ts: int) -> bool:
@@ -225,16 +248,20 @@ class Seasonal:
         if self.daily != ON:
             return 0.0
         day = self.day_mean
-        i, k, f = _neighbours(ts, DAY_MS, DAY_BIN_MS, DAY_BINS)
-        return day[i] + f * (day[k] - day[i]) - sum(day) / DAY_BINS
+        pos = ts % DAY_MS / DAY_BIN_MS + 0.5  # bin centres at whole numbers, pos >= 0
+        below = int(pos)
+        a, b = day[below - 1], day[below % DAY_BINS]  # day[-1]: the last bin, before the first
+        return a + (pos - below) * (b - a) - self.day_level
 
     def _weekly(self, ts: int) -> float:
         """What the week adds to the daily part."""
         if self.weekly != ON:
             return 0.0
         week = self.week_mean
-        i, k, f = _neighbours(ts, WEEK_MS, WEEK_BIN_MS, WEEK_BINS)
-        return week[i] + f * (week[k] - week[i]) - sum(week) / WEEK_BINS
+        pos = ts % WEEK_MS / WEEK_BIN_MS + 0.5
+        below = int(pos)
+        a, b = week[below - 1], week[below % WEEK_BINS]
+        return a + (pos - below) * (b - a) - self.week_level
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -246,6 +273,8 @@ class Seasonal:
             "day_mean": list(self.day_mean) if self.daily != OFF else [],
             "week_n": list(self.week_n) if self.weekly != OFF else [],
             "week_mean": list(self.week_mean) if self.weekly != OFF else [],
+            "day_level": self.day_level,
+            "week_level": self.week_level,
             "n": self.n,
             "mean": self.mean,
             "m2": self.m2,
@@ -270,6 +299,7 @@ class Seasonal:
         week_mean = _means(values["week_mean"], weeks, bound, f"{where}: seasonal.week_mean")
         day_mean = day_mean or [0.0] * DAY_BINS
         week_mean = week_mean or [0.0] * WEEK_BINS
+        levels = _means([values["day_level"], values["week_level"]], 2, bound, f"{where}: seasonal")
         n = _counts([values["n"]], 1, f"{where}: seasonal.n")[0]
         mean = _means([values["mean"]], 1, bound, f"{where}: seasonal.mean")[0]
         m2 = _means([values["m2"]], 1, math.inf, f"{where}: seasonal.m2")[0]
@@ -279,21 +309,8 @@ class Seasonal:
         self.daily, self.weekly = _NAMES.index(daily), _NAMES.index(weekly)
         self.day_n, self.day_mean, self.week_n, self.week_mean = day_n, day_mean, week_n, week_mean
         self.n, self.mean, self.m2 = n, mean, m2
+        self.day_level, self.week_level = levels
         self.changed = False
-
-
-def _weight(n: int, elapsed: int, memory_ms: float) -> float:
-    """Weight of a bin's ``n``-th value: ``1/n`` until ``memory_ms`` have elapsed, then as
-    if the bin held only the last memory's worth of values."""
-    memories = elapsed / memory_ms
-    return 1.0 / n if memories <= 1.0 else min(1.0, memories / n)
-
-
-def _neighbours(ts: int, period: int, width: int, bins: int) -> tuple[int, int, float]:
-    """The bins whose centres surround ``ts``, and how far ``ts`` is from the first."""
-    pos = (ts % period) / width - 0.5
-    below = math.floor(pos)
-    return below % bins, (below + 1) % bins, pos - below
 
 
 def _filled(counts: list[int]) -> int:
