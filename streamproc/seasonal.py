@@ -222,7 +222,7 @@ class Seasonal:
         told from a weekly pattern: it is held until the week is decided."""
         if self.daily == LEARNING:
             if self.mode == "on":
-                return True
+                return self.day_start is not None
             start, counts, means = self.day_start, self.day_n, self.day_mean
         elif self.weekly == LEARNING:
             start, counts, means = self.week_start, self.week_n, self.week_mean

@@ -159,10 +159,13 @@ def test_a_weekly_cycle_gets_a_weekly_profile_and_does_not_alert() -> None:
     assert profile(engine).weekly == seasonal.ON
 
 
-def test_events_without_their_own_ts_never_teach_the_profile() -> None:
-    engine = Engine(settings(), Limits())
-    feed(engine, events(cycle(2 * DAY, seed=9), timed=False))
+@pytest.mark.parametrize("mode", ["auto", "on"])
+def test_events_without_their_own_ts_never_teach_the_profile(mode: str) -> None:
+    """Nor hold its alerts: the stream is watched as without seasonality."""
+    batch = events(cycle(2 * DAY, seed=9, change_at=DAY, shift=2.0, amplitude=0.0), False)
+    engine = Engine(settings(mode), Limits())
 
+    assert feed(engine, batch)
     season = profile(engine)
     assert season.daily == seasonal.LEARNING
     assert season.day_start is None
