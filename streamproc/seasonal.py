@@ -54,6 +54,10 @@ DAY_MEMORY: Final = 8.0
 WEEK_MEMORY: Final = 4.0
 _DAY_MEMORY_MS: Final = DAY_MS * DAY_MEMORY
 _WEEK_MEMORY_MS: Final = WEEK_MS * WEEK_MEMORY
+LEARN_STEP_MS: Final = 1_000
+"""A profile learns from at most one value per second of event time: a bin then holds up to
+3,600 values an hour, plenty for its mean, and a stream of 1,000 events a second pays for
+learning once in 1,000 values (its residuals are still read for every value)."""
 ALPHA: Final = 1e-3
 """Level of the F tests. A wrong "on" costs little (residuals against a flat profile carry
 its noise, ~1/sqrt(values per bin)); a wrong "off" lets the cycle alert."""
@@ -75,6 +79,7 @@ FIELDS: Final = (
     "n",
     "mean",
     "m2",
+    "next_learn",
 )
 """Keys of :meth:`Seasonal.to_state`."""
 
@@ -92,6 +97,7 @@ class Seasonal:
     """The seasonal profile of one stream. Not thread-safe; its stream owns it."""
 
     __slots__ = (
+        "active",
         "changed",
         "daily",
         "day_level",
@@ -102,6 +108,7 @@ class Seasonal:
         "mean",
         "mode",
         "n",
+        "next_learn",
         "week_level",
         "week_mean",
         "week_n",
@@ -113,6 +120,10 @@ class Seasonal:
         self.mode = mode
         self.changed = False
         """Set when a profile switched on: the stream relearns on the new residuals."""
+        self.active = False
+        """Whether a profile is on (values are then read less it)."""
+        self.next_learn = -(2**63)
+        """Event time from which the next value is learned."""
         self.day_start: int | None = None
         self.week_start: int | None = None
         self.daily = LEARNING
@@ -130,15 +141,21 @@ class Seasonal:
         self.m2 = 0.0
 
     def update(self, x: float, ts: int, timed: bool) -> float:
-        """Learn from ``x`` (only when the event carried its own ``ts``) and return what the
-        detectors read: the residual once a profile is on, else ``x``. The daily bins learn
-        from ``x``; once the daily profile is decided, the weekly bins learn from what it
-        leaves (so a week's partial bins are not biased by the hours they happen to cover).
+        """Learn from ``x`` (only when the event carried its own ``ts``, and at most once per
+        :data:`LEARN_STEP_MS` of event time) and return what the detectors read: the residual
+        once a profile is on, else ``x``. The daily bins learn from ``x``; once the daily
+        profile is decided, the weekly bins learn from what it leaves (so a week's partial
+        bins are not biased by the hours they happen to cover).
 
-        This runs once per value of a stream (the hot path): no allocation, few calls."""
+        The stream calls this only when :attr:`active` or ``ts >= next_learn``: a stream
+        without a profile on pays one comparison per value."""
+        if timed and ts >= self.next_learn:
+            self.next_learn = ts + LEARN_STEP_MS
+            return self._learn(x, ts)
+        return x - self._daily(ts) - self._weekly(ts) if self.active else x
+
+    def _learn(self, x: float, ts: int) -> float:
         daily = self.daily
-        if not timed:
-            return x - self._daily(ts) - self._weekly(ts) if ON in (daily, self.weekly) else x
         if daily == LEARNING:
             self._learn_daily(x, ts)
             return x
@@ -198,6 +215,7 @@ class Seasonal:
         )
         self.daily = ON if on else OFF
         self.changed = self.changed or on
+        self.active = self.active or on
         _settle(self.day_n, self.day_mean, on)
         self.day_level = sum(self.day_mean) / DAY_BINS
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
@@ -209,6 +227,7 @@ class Seasonal:
         )
         self.weekly = ON if on else OFF
         self.changed = self.changed or on
+        self.active = self.active or on
         _settle(self.week_n, self.week_mean, on)
         self.week_level = sum(self.week_mean) / WEEK_BINS
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
@@ -278,6 +297,7 @@ class Seasonal:
             "n": self.n,
             "mean": self.mean,
             "m2": self.m2,
+            "next_learn": self.next_learn,
         }
 
     def restore(self, values: object, where: str, bound: float) -> None:
@@ -288,6 +308,9 @@ class Seasonal:
         starts = values["day_start"], values["week_start"]
         if any(s is not None and type(s) is not int for s in starts):
             raise StateError(f"{where}: seasonal: day_start, week_start: integers or null")
+        next_learn = values["next_learn"]
+        if type(next_learn) is not int:
+            raise StateError(f"{where}: seasonal.next_learn: expected an integer")
         daily, weekly = values["daily"], values["weekly"]
         if daily not in _NAMES or weekly not in _NAMES:
             raise StateError(f"{where}: seasonal: daily and weekly must be learning, on or off")
@@ -307,6 +330,8 @@ class Seasonal:
             raise StateError(f"{where}: seasonal.m2: must not be negative")
         self.day_start, self.week_start = starts
         self.daily, self.weekly = _NAMES.index(daily), _NAMES.index(weekly)
+        self.active = ON in (self.daily, self.weekly)
+        self.next_learn = next_learn
         self.day_n, self.day_mean, self.week_n, self.week_mean = day_n, day_mean, week_n, week_mean
         self.n, self.mean, self.m2 = n, mean, m2
         self.day_level, self.week_level = levels

@@ -193,8 +193,8 @@ class Stream:
         This runs once per stream per event: locals instead of repeated attribute reads, and
         no allocation unless a detector fires.
         """
-        if self._season is not None:  # what follows reads the value less its cycle
-            x = self._season.update(x, ts, timed)
+        if self._season is not None and (self._season.active or ts >= self._season.next_learn):
+            x = self._season.update(x, ts, timed)  # what follows reads the value less its cycle
             if self._season.changed:
                 self._relearn()
         self.n += 1
