@@ -54,6 +54,9 @@ DAY_MEMORY: Final = 8.0
 WEEK_MEMORY: Final = 4.0
 _DAY_MEMORY_MS: Final = DAY_MS * DAY_MEMORY
 _WEEK_MEMORY_MS: Final = WEEK_MS * WEEK_MEMORY
+ALWAYS: Final = -(2**63)
+NEVER: Final = 2**63
+"""Event times before and after any (``ts`` is a 64-bit millisecond count)."""
 LEARN_STEP_MS: Final = 1_000
 """A profile learns from at most one value per second of event time: a bin then holds up to
 3,600 values an hour, plenty for its mean, and a stream of 1,000 events a second pays for
@@ -122,7 +125,7 @@ class Seasonal:
         """Set when a profile switched on: the stream relearns on the new residuals."""
         self.active = False
         """Whether a profile is on (values are then read less it)."""
-        self.next_learn = -(2**63)
+        self.next_learn = ALWAYS
         """Event time from which the next value is learned."""
         self.day_start: int | None = None
         self.week_start: int | None = None
@@ -147,12 +150,19 @@ class Seasonal:
         profile is decided, the weekly bins learn from what it leaves (so a week's partial
         bins are not biased by the hours they happen to cover).
 
-        The stream calls this only when :attr:`active` or ``ts >= next_learn``: a stream
-        without a profile on pays one comparison per value."""
+        The stream calls this only from :meth:`due`'s time on: a stream without a profile on
+        pays one comparison per value."""
         if timed and ts >= self.next_learn:
             self.next_learn = ts + LEARN_STEP_MS
             return self._learn(x, ts)
         return x - self._daily(ts) - self._weekly(ts) if self.active else x
+
+    def due(self) -> int:
+        """Event time from which :meth:`update` has something to do for a value: always
+        once a profile is on, else the next time to learn."""
+        if self.active:
+            return ALWAYS
+        return self.next_learn if LEARNING in (self.daily, self.weekly) else NEVER
 
     def _learn(self, x: float, ts: int) -> float:
         daily = self.daily

@@ -116,6 +116,7 @@ class Stream:
         "_inputs",
         "_raw_feeds",
         "_season",
+        "_season_at",
         "_specs",
         "_spread_cap",
         "_spread_h",
@@ -183,6 +184,7 @@ class Stream:
         self._spread_cap = 2.0 * spread.CAP
         seasonal_on = policy.seasonality != "off" and sid.kind in _SEASONAL_KINDS
         self._season = seasonal.Seasonal(policy.seasonality) if seasonal_on else None
+        self._season_at = seasonal.NEVER if self._season is None else self._season.due()
 
     def update(
         self, x: float, event_id: str | None, ts: int, now_ms: int, timed: bool = True
@@ -193,10 +195,8 @@ class Stream:
         This runs once per stream per event: locals instead of repeated attribute reads, and
         no allocation unless a detector fires.
         """
-        if self._season is not None and (self._season.active or ts >= self._season.next_learn):
-            x = self._season.update(x, ts, timed)  # what follows reads the value less its cycle
-            if self._season.changed:
-                self._relearn()
+        if ts >= self._season_at:  # what follows reads the value less its cycle
+            x = self._deseasoned(x, ts, timed)
         self.n += 1
         ref_n = self.ref_n = self.ref_n + 1
         ref_mean = self.ref_mean
@@ -283,6 +283,19 @@ class Stream:
             measured = spread.LEARN_BATCHES - spread.SETTLE_BATCHES
             self.spread_tail = spread.tail_factor(self.spread_sq / measured)
             self.spread_sq = 0.0
+
+    def _deseasoned(self, x: float, ts: int, timed: bool) -> float:
+        """The value less its seasonal profile, which learns from it (:mod:`streamproc.seasonal`);
+        called only from :meth:`Seasonal.due`'s time on, so that a stream without a profile on
+        pays one comparison per value."""
+        season = self._season
+        if season is None:
+            return x
+        x = season.update(x, ts, timed)
+        if season.changed:
+            self._relearn()
+        self._season_at = season.due()
+        return x
 
     def _relearn(self) -> None:
         """A seasonal profile switched on: the detectors, scale and spread reference were
@@ -536,6 +549,7 @@ class Stream:
         self.spread_sq, self.spread_tail, self.spread_acc = spread_sq, tail, spread_acc
         self._set_spread_ref(spread_ref)
         self._season = season
+        self._season_at = seasonal.NEVER if season is None else season.due()
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det
