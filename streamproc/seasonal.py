@@ -45,7 +45,7 @@ WEEK_BINS: Final = 14
 DAY_BIN_MS: Final = DAY_MS // DAY_BINS
 WEEK_BIN_MS: Final = WEEK_MS // WEEK_BINS
 MIN_BIN: Final = 10
-"""Values a bin needs before its profile counts as a full cycle, or it joins a hold test."""
+"""Values a bin needs to count in a test (the decision, or a hold): fewer say little."""
 HOLD_SPAN_MS: Final = HOUR_MS
 """Event time a learning profile must span before it can hold alerts: a stream that spans
 less (a demo, a test) is never held."""
