@@ -355,7 +355,7 @@ class Engine:
                 known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
         alerts: list[Alert] = []
         updates = 0
-        eid, ts = event.id, event.ts
+        eid, ts, timed = event.id, event.ts, event.ts_given
         for name, value in values.items():
             feature = known[name]
             missing = feature.missing
@@ -367,7 +367,7 @@ class Engine:
                     stream = feature.value
                     if stream is None:
                         stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
-                    alerts += stream.update(value, eid, ts, now_ms)
+                    alerts += stream.update(value, eid, ts, now_ms, timed)
                     updates += stream.updates_per_value
                 elif self._categories:
                     cats = feature.category
@@ -388,7 +388,7 @@ class Engine:
                 stream = model.prediction = self._stream(
                     event.model, StreamKind.PREDICTION, "prediction"
                 )
-            alerts += stream.update(prediction, eid, ts, now_ms)
+            alerts += stream.update(prediction, eid, ts, now_ms, timed)
             updates += stream.updates_per_value
         elif prediction is not None and self._categories:
             cats = model.prediction_category

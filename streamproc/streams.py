@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 
 from river import drift
 
-from streamproc import budget, detectors, spread, state
+from streamproc import budget, detectors, seasonal, spread, state
 from streamproc import change as change_rules
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
@@ -83,10 +83,13 @@ class StreamState(TypedDict):
     spread_sq: float
     spread_tail: float
     spread_acc: float
+    seasonal: dict[str, Any] | None
 
 
 STATE_FIELDS: tuple[str, ...] = tuple(StreamState.__annotations__)
 """The keys of :class:`StreamState`, in the order :meth:`Stream.restore` reads them."""
+_SEASONAL_KINDS = _SPREAD_KINDS
+"""Streams that may follow a daily or weekly cycle: feature values and predictions."""
 NO_ALERTS: tuple[Alert, ...] = ()
 """What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
 nothing."""
@@ -149,10 +152,13 @@ class Stream:
 
     __slots__ = (
         "_detectors",
+        "_factory",
         "_feeds",
         "_inputs",
         "_inv_sd",
         "_raw_feeds",
+        "_season",
+        "_season_at",
         "_specs",
         "_spread_cap",
         "_spread_h",
@@ -190,6 +196,7 @@ class Stream:
             budgeted(spec, mode == _STANDARDIZED, policy.source_arl0)
             for spec, mode in zip(policy.detectors, self._inputs, strict=True)
         )
+        self._factory = factory
         self._detectors: list[DriftDetector] = [
             factory(spec, mode == _STANDARDIZED)
             for spec, mode in zip(self._specs, self._inputs, strict=True)
@@ -221,13 +228,21 @@ class Stream:
         self.spread_acc = 0.0
         self._spread_cap = 2.0 * spread.CAP
         self._inv_sd = 1.0
+        seasonal_on = policy.seasonality != "off" and sid.kind in _SEASONAL_KINDS
+        self._season = seasonal.Seasonal(policy.seasonality) if seasonal_on else None
+        self._season_at = seasonal.NEVER if self._season is None else self._season.due()
 
-    def update(self, x: float, event_id: str | None, ts: int, now_ms: int) -> Sequence[Alert]:
+    def update(
+        self, x: float, event_id: str | None, ts: int, now_ms: int, timed: bool = True
+    ) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
+        ``timed``: ``ts`` is the event's own time (a seasonal profile learns only from those).
 
         This runs once per stream per event: locals instead of repeated attribute reads, and
         no allocation unless a detector fires.
         """
+        if ts >= self._season_at:  # what follows reads the value less its cycle
+            x = self._deseasoned(x, ts, timed)
         self.n += 1
         ref_n = self.ref_n = self.ref_n + 1
         ref_mean = self.ref_mean
@@ -316,6 +331,36 @@ class Stream:
             self.spread_tail = spread.tail_factor(self.spread_sq / measured)
             self.spread_sq = 0.0
 
+    def _deseasoned(self, x: float, ts: int, timed: bool) -> float:
+        """The value less its seasonal profile, which learns from it (:mod:`streamproc.seasonal`);
+        called only from :meth:`Seasonal.due`'s time on, so that a stream without a profile on
+        pays one comparison per value."""
+        season = self._season
+        if season is None:
+            return x
+        x = season.update(x, ts, timed)
+        if season.changed:
+            self._relearn()
+        self._season_at = season.due()
+        return x
+
+    def _relearn(self) -> None:
+        """A seasonal profile switched on: the detectors, scale and spread reference were
+        learned on values with the cycle in them, so they start afresh on the residuals."""
+        if self._season is not None:
+            self._season.changed = False
+        self._detectors = [
+            self._factory(spec, mode == _STANDARDIZED)
+            for spec, mode in zip(self._specs, self._inputs, strict=True)
+        ]
+        self._plan()
+        self.warm_n, self.warm_mean, self.warm_m2 = 0, 0.0, 0.0
+        self.offset, self.scale = 0.0, None
+        self.spread_up = self.spread_down = self.spread_acc = self.spread_sq = 0.0
+        self.recent_sq, self.previous, self.spread_n, self.spread_tail = 1.0, 0.0, 0, 1.0
+        self._set_spread_ref(1.0)
+        self._new_reference()
+
     def _set_spread_ref(self, ref: float) -> None:
         """Set the reference variance (in warm-up units), and with it the detectors' scale."""
         ref = min(max(ref, spread.MIN_REF), spread.MAX_REF)
@@ -390,7 +435,8 @@ class Stream:
         self.spread_n = 0
         self.spread_sq = 0.0
         self._set_spread_ref(self.spread_ref)
-        if self.n < self.quiet_until:
+        season = self._season
+        if self.n < self.quiet_until or (season is not None and season.holds(ts)):
             return NO_ALERTS
         if self.cooldown:
             self.quiet_until = self.n + self.cooldown
@@ -434,8 +480,10 @@ class Stream:
     ) -> Sequence[Alert]:
         """Alerts for the detectors that fired. Every detection, even one held back by the
         cooldown, starts a new reference: the next alert's ``mean_before`` is then the regime
-        since the latest change point, not a mix of regimes the cooldown hid."""
-        if self.n < self.quiet_until:
+        since the latest change point, not a mix of regimes the cooldown hid. While a
+        seasonal profile is being learned, an alert that may be its cycle is held."""
+        season = self._season
+        if self.n < self.quiet_until or (season is not None and season.holds(ts)):
             self._new_reference()
             return NO_ALERTS
         if self.cooldown:
@@ -504,6 +552,7 @@ class Stream:
             "spread_sq": self.spread_sq,
             "spread_tail": self.spread_tail,
             "spread_acc": self.spread_acc,
+            "seasonal": None if self._season is None else self._season.to_state(),
         }
 
     def restore(self, values: object) -> None:
@@ -515,6 +564,8 @@ class Stream:
         names the first bad one, and the stream is left unchanged.
         """
         where = f"stream {self.id.model}/{self.id.kind}/{self.id.name}"
+        if type(values) is dict and "seasonal" not in values:  # written before seasonality
+            values = {**values, "seasonal": None}
         fields = state.named(values, STATE_FIELDS, where)
         (n, quiet, warm_n, warm_mean, warm_m2, offset, scale, ref_n, ref_mean, recent, dets) = (
             fields[:11]
@@ -550,6 +601,7 @@ class Stream:
         recent = state.optional_number(recent, where, "recent", -bound, bound)
         if type(dets) is not list:
             raise StateError(f"{where}: detectors must be a list")
+        season = self._restored_season(fields[20], where)
         try:
             restored = [state.decode_detector(d) for d in dets]
         except StateError as exc:
@@ -563,10 +615,22 @@ class Stream:
         self.previous, self.spread_n, self.spread_ref = previous, spread_n, spread_ref
         self.spread_sq, self.spread_tail, self.spread_acc = spread_sq, tail, spread_acc
         self._set_spread_ref(spread_ref)
+        self._season = season
+        self._season_at = seasonal.NEVER if season is None else season.due()
         for i, det in enumerate(restored[: len(self._detectors)]):
             if _same_config(det, self._detectors[i]):
                 self._detectors[i] = det
         self._plan()
+
+    def _restored_season(self, values: object, where: str) -> seasonal.Seasonal | None:
+        """The seasonal profile of a snapshot; empty when it has none (written before
+        seasonality, or with it off), none when seasonality is off now."""
+        if self._season is None:
+            return None
+        season = seasonal.Seasonal(self._season.mode)
+        if values is not None:
+            season.restore(values, where, _STATE_BOUND)
+        return season
 
 
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update

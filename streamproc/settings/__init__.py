@@ -93,6 +93,19 @@ __all__ = [
     "load_settings",
 ]
 
+Seasonality = Literal["auto", "on", "off"]
+"""engine.seasonality: see :data:`streamproc.seasonal.Mode`."""
+
+
+def _on_off(value: object) -> object:
+    """YAML 1.1 reads an unquoted ``on``/``off`` as a boolean: take it as the word meant."""
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    return value
+
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (besides ``.`` and ``..``, which it refuses too)."""
 
@@ -144,9 +157,17 @@ class Override(Frozen):
     standardize: bool | None = Field(default=None, description="Overrides engine.standardize.")
     warmup: int | None = Field(default=None, ge=2, description="Overrides engine.warmup.")
     spread: bool | None = Field(default=None, description="Overrides engine.spread.")
+    seasonality: Seasonality | None = Field(
+        default=None, description="Overrides engine.seasonality."
+    )
     cooldown_events: int | None = Field(
         default=None, ge=0, description="Overrides engine.cooldown_events."
     )
+
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _seasonality_words(cls, value: object) -> object:
+        return _on_off(value)
 
     def matches(self, model: str, kind: StreamKind, name: str) -> bool:
         return (
@@ -169,6 +190,8 @@ class StreamPolicy(Frozen):
     """Mean events between false alarms each alarm source of the stream (a detector, a spread
     test) must reach: the model's budget shared out (:mod:`streamproc.budget`). Detector
     parameters not set explicitly derive from it. None (standardization off): River's own."""
+    seasonality: Seasonality = "off"
+    """Daily and weekly profiles (:mod:`streamproc.seasonal`) of value and prediction streams."""
 
 
 class EngineSettings(Frozen):
@@ -192,6 +215,12 @@ class EngineSettings(Frozen):
         default=True,
         description="Watch the spread of standardized streams (variance doubling or halving, "
         "heavier tails) with two CUSUMs on squared standardized values.",
+    )
+    seasonality: Seasonality = Field(
+        default="auto",
+        description="Daily and weekly cycles of numeric features and predictions, in event "
+        "time: auto (a profile is removed once a test finds it significant), on (removed "
+        "without the test), off (docs/detectors.md, Seasonality).",
     )
     false_alarms_per_100k: float = Field(
         default=1.0,
@@ -226,6 +255,11 @@ class EngineSettings(Frozen):
         description="Model rollup alerts: {enabled, min_streams, min_share, window_events}.",
     )
 
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _seasonality_words(cls, value: object) -> object:
+        return _on_off(value)
+
     def policy(self, model: str, kind: StreamKind, name: str) -> StreamPolicy:
         """Resolve the policy of one stream (called once per stream, not per event)."""
         fields: dict[str, Any] = {
@@ -234,6 +268,7 @@ class EngineSettings(Frozen):
             "warmup": self.warmup,
             "cooldown_events": self.cooldown_events,
             "spread": self.spread,
+            "seasonality": self.seasonality,
         }
         for override in self.overrides:
             if override.matches(model, kind, name):

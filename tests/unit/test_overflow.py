@@ -28,10 +28,11 @@ def decoded(doc: object, kind: EventKind = EventKind.FEATURE) -> Any:
     return decode(orjson.dumps(doc), kind=kind, received_ms=NOW, limits=LIMITS)
 
 
-def feed(engine: Engine, docs: list[dict[str, Any]]) -> list[Alert]:
-    """Decode each document (by its ``features``) and process what is accepted."""
+def feed(engine: Engine, docs: list[dict[str, Any]], first: int = 0) -> list[Alert]:
+    """Decode each document (by its ``features``) and process what is accepted; ``first``:
+    the position of ``docs[0]`` in its sequence (which sets its ``ts``)."""
     alerts: list[Alert] = []
-    for i, doc in enumerate(docs):
+    for i, doc in enumerate(docs, first):
         kind = EventKind.FEATURE if "features" in doc else EventKind.OUTCOME
         for event in decoded({"model": "m", "id": str(i), "ts": NOW + i, **doc}, kind).events:
             result = engine.process(event, NOW + i)
@@ -102,8 +103,12 @@ def test_extremes_within_range_keep_every_statistic_finite(standardize: bool) ->
     engine = Engine(settings, LIMITS)
     assert_finite(feed(engine, docs))
     for stream in engine.streams():
-        values = {k: v for k, v in stream.to_state().items() if k != "detectors"}
-        assert all(v is None or math.isfinite(v) for v in values.values()), values
+        state = stream.to_state()
+        profile = state["seasonal"] or {}
+        numbers = [v for k, v in state.items() if k not in ("detectors", "seasonal")]
+        numbers += [v for v in profile.values() if isinstance(v, float)]
+        numbers += [*profile.get("day_mean", []), *profile.get("week_mean", [])]
+        assert all(v is None or math.isfinite(v) for v in numbers), state
     assert Engine(settings, LIMITS).restore(engine.snapshot()).rejected == ()
 
 
@@ -168,7 +173,7 @@ def test_any_legal_sequence_restores_and_continues_with_identical_alerts(
     restored = Engine(engine_settings, LIMITS)
     outcome = restored.restore(first.snapshot())
     assert outcome.rejected == ()
-    after = feed(restored, docs[split:])
+    after = feed(restored, docs[split:], split)
 
     assert before + after == expected
     assert restored.snapshot() == reference.snapshot()

@@ -24,13 +24,14 @@ from tests.unit.test_snapshot_validation import EVENTS, SPLIT, run
 
 def engine(arrival: bool) -> Engine:
     """What version 1 had: no category streams (only counts, which the upgrade drops), no
-    rollups (their state did not exist) and no spread tests (the upgrade starts them at
-    rest)."""
+    rollups (their state did not exist), no spread tests (the upgrade starts them at rest)
+    and no seasonal profiles (a stream without one starts it empty: test_seasonal.py)."""
     settings = settings_with_everything().model_copy(
         update={
             "categories": CategorySettings(enabled=False),
             "rollup": RollupSettings(enabled=False),
             "spread": False,
+            "seasonality": "off",
         }
     )
     return Engine(settings, Limits(), arrival=ArrivalSettings() if arrival else None)
@@ -79,6 +80,7 @@ def _stream_v1(stream: dict[str, Any] | None) -> list[Any] | None:
     assert {
         k: stream[k] for k in snapshot_v1.SPREAD_AT_REST
     } == snapshot_v1.SPREAD_AT_REST  # spread off
+    assert stream.pop("seasonal") is None  # seasonality off
     return [v for k, v in stream.items() if k not in snapshot_v1.SPREAD_AT_REST]
 
 
