@@ -1,12 +1,15 @@
 """The Faust app: the one place that wires the pure core to Kafka.
 
-Two agents (features, outcomes) take batches of raw records, hand them to
-:class:`~streamproc.pipeline.Pipeline` and send what comes back: alerts to the
-alerts topic keyed by model, rejections to the dead-letter topic with their
-reason in headers. Faust acks a batch only after the agent returns, and
-flushes the producer before it commits offsets, so every alert and dead letter
-is on the broker before its source offset is committed (at-least-once; alert
-ids are deterministic, so a repeat is recognisable).
+One agent takes what the consumer fetched, a partition's records at a time
+(:mod:`streamproc.batches`), hands them to :class:`~streamproc.pipeline.Pipeline`
+and sends what comes back: alerts to the alerts topic keyed by model, rejections
+to the dead-letter topic with their reason in headers. A batch is acked only
+after its outputs are handed to the producer, and Faust flushes the producer
+before it commits offsets, so every alert and dead letter is on the broker
+before its source offset is committed (at-least-once; alert ids are
+deterministic, so a repeat is recognisable). A batch fetched before a
+rebalance is neither processed nor acked: its partition's next owner
+re-processes it from the checkpoint.
 
 Detector state is checkpointed per partition to a compacted topic and
 restored on assignment (:mod:`streamproc.recovery`); a lock keeps checkpoint
@@ -24,6 +27,7 @@ from typing import Any
 
 import faust
 
+from streamproc.batches import BatchConsumer, FetchedBatch, install
 from streamproc.checkpoints import Offsets, PartitionCheckpoint, rebase
 from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
@@ -35,10 +39,6 @@ from streamproc.settings import Settings
 from streamproc.topics import CHECKPOINT_MAX_BYTES
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 1_000
-BATCH_WITHIN_SECONDS = 0.05
-"""A batch waits at most this long to fill: bounds the latency added by batching."""
 
 
 def wall_clock_ms() -> int:
@@ -111,6 +111,7 @@ class StreamprocApp:
         self._parts: dict[str, int] = {}
         """Per model: the records its last checkpoint used (see checkpoint_records)."""
         self.faust = self._make_faust_app()
+        install(self.faust)
         topics = settings.topics
         self.features_topic = self._source(topics.features)
         self.outcomes_topic = self._source(topics.outcomes)
@@ -118,8 +119,9 @@ class StreamprocApp:
         self.dead_letter_topic = self._sink(topics.dead_letters)
         self.checkpoint_topic = self._sink(settings.checkpoint_topic)
         self._kinds = {topics.features: EventKind.FEATURE, topics.outcomes: EventKind.OUTCOME}
-        self.faust.agent(self.features_topic, name="features", concurrency=1)(self._agent)
-        self.faust.agent(self.outcomes_topic, name="outcomes", concurrency=1)(self._agent)
+        self.faust.topics.add(self.features_topic)
+        self.faust.topics.add(self.outcomes_topic)
+        self.faust.task(self._agent)
         # mode annotates receivers as a union of callable types, which mypy cannot match.
         self.faust.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -156,39 +158,59 @@ class StreamprocApp:
     def _sink(self, name: str) -> Any:
         return self.faust.topic(name, key_type=bytes, value_type=bytes)
 
-    async def _agent(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
-            await self.handle([self._record(e.message) for e in events])
-            if self._since_checkpoint >= self.settings.worker.checkpoint_events:
-                await self.checkpoint(self.owned)
+    async def _agent(self) -> None:
+        """Both source topics' batches, one at a time: per-partition order is the fetch's."""
+        consumer = self.faust.consumer
+        assert isinstance(consumer, BatchConsumer), "install() sets the consumer class"
+        while True:
+            await self.take(consumer, await consumer.batches.get())
 
-    def _record(self, message: Any) -> Record:
-        return Record(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=round(message.timestamp * 1000),
-            key=message.key,
-            value=message.value,
-            kind=self._kinds[message.topic],
-        )
+    async def take(self, consumer: BatchConsumer, batch: FetchedBatch) -> bool:
+        """Process one fetched batch and ack it; False when it was stale or failed (then it
+        is not acked, so Faust's commit stays below it and it is processed again after a
+        restart, as when Faust restarted a crashed agent)."""
+        if not consumer.current(batch):
+            return False
+        kind = self._kinds[batch.tp.topic]
+        records = [
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, kind)
+            for r in batch.records
+        ]
+        try:
+            await self.handle(records, self._generation)
+        except Exception:
+            log.exception("a batch of %s failed; its offsets stay uncommitted", batch.tp)
+            return False
+        acked = consumer.ack_batch(batch)
+        if self._since_checkpoint >= self.settings.worker.checkpoint_events:
+            try:
+                await self.checkpoint(sorted(self.owned))
+            except Exception as exc:  # the next round retries; recovery stays exact meanwhile
+                log.warning("checkpoint failed, will retry: %s", exc)
+        return acked
 
-    async def handle(self, records: Sequence[Record]) -> Output:
+    async def handle(self, records: Sequence[Record], generation: int | None = None) -> Output:
         """Run one batch through the core and hand its alerts and dead letters to the producer.
 
-        Partitions seen for the first time are restored first (see :meth:`_prepare`).
+        Partitions seen for the first time are restored first (see :meth:`_prepare`). With
+        ``generation``, a batch that a rebalance since overtook is dropped unprocessed.
         """
         if not records or self._stopped:
             return Output()
-        await self._prepare(records)
-        return await self._process(records)
+        try:
+            await self._prepare(records, generation)
+        except _Superseded:
+            return Output()
+        return await self._process(records, generation)
 
-    async def _process(self, records: Sequence[Record]) -> Output:
+    async def _process(self, records: Sequence[Record], generation: int | None = None) -> Output:
         """Holds the lock until every send is enqueued, so a checkpoint taken after it (which
-        flushes the producer first) never claims an event whose alerts could still be lost."""
+        flushes the producer first) never claims an event whose alerts could still be lost.
+        Nothing is applied once a rebalance since ``generation`` may have moved the partition
+        (the revocation forgets its state at once, synchronously)."""
         started = time.perf_counter()
         async with self._lock:
-            if self._stopped:
+            if self._stopped or generation not in (None, self._generation):
                 return Output()
             out = self.pipeline.handle(records, self.clock())
             await self._send(out)
@@ -235,7 +257,7 @@ class StreamprocApp:
             self.hooks.on_output("", out, time.perf_counter() - started)
         return out
 
-    async def _prepare(self, records: Sequence[Record]) -> None:
+    async def _prepare(self, records: Sequence[Record], generation: int | None = None) -> None:
         """Restore partitions this process does not hold yet, and re-process what lies
         between their checkpoint and where Faust resumed (the first offset it delivers).
 
@@ -248,12 +270,21 @@ class StreamprocApp:
         for (partition, kind), first in firsts.items():
             if partition not in self.owned or (partition, kind) in self._pending:
                 async with self._restoring:
-                    if partition not in self.owned:
-                        await self.restore(partition)
+                    if (
+                        partition not in self.owned
+                        and await self.restore(partition, generation) is None
+                    ):
+                        raise _Superseded
                     start = self._pending.pop((partition, kind), None)
                     if start is not None and first > start:
+
+                        async def process(batch: Sequence[Record]) -> Output:
+                            if generation not in (None, self._generation):
+                                raise _Superseded
+                            return await self._process(batch, generation)
+
                         caught_up = await self.recovery.catch_up(
-                            partition, kind, start, first, self._process
+                            partition, kind, start, first, process
                         )
                         log.info(
                             "recovery: partition %d %s: re-processed %d records [%d, %d)",
@@ -416,10 +447,10 @@ class StreamprocApp:
         started = time.perf_counter()
         checkpoint = await self.recovery.read_checkpoint(partition)
         starts, ends = await self.recovery.bounds(partition)
-        if generation is not None and generation != self._generation:
-            return None
         self._rebase(partition, checkpoint, starts, ends)
         async with self._lock:
+            if generation is not None and generation != self._generation:
+                return None
             watermark = self.pipeline.restore(partition, checkpoint)
             self.owned.add(partition)
         self._report_invalid(partition, checkpoint)

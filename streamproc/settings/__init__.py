@@ -393,6 +393,11 @@ class WorkerSettings(Frozen):
     )
     data_dir: Path = Field(default=Path("var/worker"), description="Faust's local data directory.")
     web_port: int = Field(default=6066, ge=0, le=65535, description="Faust's web server port.")
+    uvloop: bool = Field(
+        default=True,
+        description="Run the worker on uvloop (10-20% less CPU per event); false: asyncio's "
+        "own event loop.",
+    )
 
 
 class MetricsSettings(Frozen):
