@@ -124,7 +124,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
             first = kept[0].offset
             ack_from = read + 1 if read and first - read > 1 else first
             batches.append(FetchedBatch(tp, kept, self.epoch, ack_from))
-            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         return batches
 
     async def _deliver(self, batches: list[FetchedBatch]) -> None:
