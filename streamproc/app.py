@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,15 +278,7 @@ class StreamprocApp:
                         raise _Superseded
                     start = self._pending.pop((partition, kind), None)
                     if start is not None and first > start:
-
-                        async def process(batch: Sequence[Record]) -> Output:
-                            if generation not in (None, self._generation):
-                                raise _Superseded
-                            return await self._process(batch, generation)
-
-                        caught_up = await self.recovery.catch_up(
-                            partition, kind, start, first, process
-                        )
+                        caught_up = await self._catch_up(partition, kind, start, first, generation)
                         log.info(
                             "recovery: partition %d %s: re-processed %d records [%d, %d)",
                             partition,
@@ -419,14 +412,7 @@ class StreamprocApp:
             if stop <= start:
                 continue
 
-            async def handle(records: Sequence[Record], key: Any = (partition, kind)) -> Output:
-                if generation != self._generation:
-                    raise _Superseded
-                out = await self._process(records)
-                self._pending[key] = records[-1].offset + 1
-                return out
-
-            done = await self.recovery.catch_up(partition, kind, start, stop, handle)
+            done = await self._catch_up(partition, kind, start, stop, generation, track=True)
             self._pending[(partition, kind)] = max(stop, self._pending[(partition, kind)])
             self.pipeline.covered(partition, kind, stop)
             log.info(
@@ -438,6 +424,30 @@ class StreamprocApp:
                 start,
                 stop,
             )
+
+    async def _catch_up(
+        self,
+        partition: int,
+        kind: EventKind,
+        start: int,
+        stop: int,
+        generation: int | None,
+        *,
+        track: bool = False,
+    ) -> int:
+        """Process [start, stop) again; returns how many records. With ``track``,
+        ``_pending`` follows the progress batch by batch, so whoever continues after an
+        interruption applies nothing twice. A rebalance since ``generation`` stops it."""
+        done = 0
+        async with aclosing(self.recovery.catch_up(partition, kind, start, stop)) as batches:
+            async for batch in batches:
+                if generation not in (None, self._generation):
+                    raise _Superseded
+                await self._process(batch, generation)
+                if track:
+                    self._pending[(partition, kind)] = batch[-1].offset + 1
+                done += len(batch)
+        return done
 
     async def restore(self, partition: int, generation: int | None = None) -> RestoreReport | None:
         """Load a partition's checkpoint; records below its watermark will be skipped, and

@@ -18,7 +18,8 @@ from the checkpoint.
 This reaches into Faust's consumer internals (faust-streaming 0.15):
 ``_wait_next_records``, ``_read_offset``, ``_committed_offset``, ``_acked``,
 ``_acked_index``, ``_n_acked``, ``_commit_every``, ``_buffered_partitions``,
-``perform_seek`` and ``faust.types.tuples.ack_lock``.
+``perform_seek``, ``faust.types.tuples.ack_lock``, and the consumer thread's
+``_create_worker_consumer`` (whose aiokafka consumer gets a shorter ``fetch_max_wait_ms``).
 tests/unit/test_batches.py pins each of them, so an upgrade that changes one fails
 there first.
 """
@@ -43,6 +44,12 @@ QUEUE_BATCHES = 8
 runs, few enough that a rebalance has little to throw away. A full queue makes the
 consumer wait, which is the back-pressure."""
 FETCH_TIMEOUT_SECONDS = 1.0
+FETCH_MAX_WAIT_MS = 50
+"""How long the broker may hold a fetch for partitions with no new records. aiokafka has
+one fetch in flight per broker, and a fetch covers only partitions with nothing buffered:
+with Faust's hard-coded 1,500 ms, a fetch of idle partitions (the outcomes topic, say)
+held back the busy ones for 1.5 s at a time, the live worker's multi-second p99
+(docs/performance.md). Idle, this costs 20 small fetches a second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,15 @@ class FetchedBatch:
     Faust's commit does not stop at the hole."""
 
 
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a broker-side fetch wait of :data:`FETCH_MAX_WAIT_MS`."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its Fetcher on start()
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, delivering per-partition batches to :attr:`batches`."""
 
@@ -72,6 +88,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if self._batches is None:
             self._batches = asyncio.Queue(QUEUE_BATCHES)
         return self._batches
+
+    def _new_consumer_thread(self) -> BatchConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def current(self, batch: FetchedBatch) -> bool:
         """Whether no rebalance began since ``batch`` was fetched."""

@@ -19,7 +19,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 
 from streamproc.app import StreamprocApp
-from streamproc.batches import BatchConsumer, FetchedBatch
+from streamproc.batches import FETCH_MAX_WAIT_MS, BatchConsumer, FetchedBatch
 from streamproc.settings import load_settings
 
 TOPIC = "features"
@@ -198,3 +198,14 @@ async def test_a_rebalance_clears_the_queue_and_stops_delivery() -> None:
     assert consumer.batches.qsize() == 1  # the one put that was waiting; stale, dropped later
     assert not consumer.current(consumer.batches.get_nowait())
     assert consumer._read_offset[second.tp] is None
+
+
+async def test_faust_worker_consumer_gets_the_short_fetch_wait() -> None:
+    app, consumer = await started_app()
+    thread = consumer._new_consumer_thread()
+    aiokafka_consumer = thread._create_worker_consumer(app.faust.transport)
+    await aiokafka_consumer.stop()  # never started: only closes it
+    assert aiokafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
+        type(aiokafka_consumer).start
+    ), "aiokafka no longer hands the consumer's fetch wait to its Fetcher on start()"
