@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ class StreamprocApp:
         self._checkpointing = asyncio.Lock()
         self._since_checkpoint = 0
         self._stopped = False
-        self._restoring = asyncio.Lock()
+        self._restoring: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        """Per partition: one restore at a time; partitions restore side by side."""
         self._generation = 0
         """Bumped by every rebalance: restores started before it are abandoned."""
         self._background: asyncio.Future[None] | None = None
@@ -270,7 +272,7 @@ class StreamprocApp:
             firsts.setdefault((r.partition, r.kind), r.offset)
         for (partition, kind), first in firsts.items():
             if partition not in self.owned or (partition, kind) in self._pending:
-                async with self._restoring:
+                async with self._restoring[partition]:
                     if (
                         partition not in self.owned
                         and await self.restore(partition, generation) is None
@@ -380,14 +382,7 @@ class StreamprocApp:
         left waiting for traffic. Runs as its own task: Faust cancels work awaited inside
         its rebalance callbacks. A rebalance in between makes it stop (``generation``)."""
         try:
-            for partition in partitions:
-                async with self._restoring:
-                    if generation != self._generation:
-                        return
-                    if partition not in self.owned:
-                        if await self.restore(partition, generation) is None:
-                            return
-                        await self._catch_up_committed(partition, generation)
+            await asyncio.gather(*(self._restore_one(p, generation) for p in partitions))
         except _Superseded:
             return
         except Exception as exc:  # the agents retry when the partition's records arrive
@@ -395,6 +390,19 @@ class StreamprocApp:
             return
         if generation == self._generation:
             self.hooks.on_recovered()
+
+    async def _restore_one(self, partition: int, generation: int) -> None:
+        """Partitions restore side by side: each one's reads take round trips to the broker
+        (fresh clients, the checkpoint, bounds, committed offsets), which one after the
+        other kept a newly assigned worker from processing for about a second per
+        partition."""
+        async with self._restoring[partition]:
+            if generation != self._generation:
+                raise _Superseded
+            if partition not in self.owned:
+                if await self.restore(partition, generation) is None:
+                    raise _Superseded
+                await self._catch_up_committed(partition, generation)
 
     async def _catch_up_committed(self, partition: int, generation: int) -> None:
         """Re-process [watermark, committed offset) of both topics. ``_pending`` follows the
