@@ -180,10 +180,12 @@ class StreamprocApp:
             for r in batch.records
         ]
         try:
-            await self.handle(records, self._generation)
+            out = await self.handle(records, self._generation)
         except Exception:
             log.exception("a batch of %s failed; its offsets stay uncommitted", batch.tp)
             return False
+        if not out.messages and not self._stopped:
+            return False  # a rebalance overtook it before it was applied: not processed
         acked = consumer.ack_batch(batch)
         if self._since_checkpoint >= self.settings.worker.checkpoint_events:
             try:

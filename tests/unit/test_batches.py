@@ -20,6 +20,7 @@ from faust.types.tuples import ack_lock
 
 from streamproc.app import StreamprocApp
 from streamproc.batches import FETCH_MAX_WAIT_MS, BatchConsumer, FetchedBatch
+from streamproc.checkpoints import PartitionCheckpoint
 from streamproc.settings import load_settings
 
 TOPIC = "features"
@@ -209,3 +210,29 @@ async def test_faust_worker_consumer_gets_the_short_fetch_wait() -> None:
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
         type(aiokafka_consumer).start
     ), "aiokafka no longer hands the consumer's fetch wait to its Fetcher on start()"
+
+
+class AssignedMidRestore:
+    """A checkpoint read during which the app hears of a new assignment (its generation
+    moves on before the consumer fetches anything of the new epoch)."""
+
+    def __init__(self, app: StreamprocApp) -> None:
+        self.app = app
+
+    async def read_checkpoint(self, partition: int) -> PartitionCheckpoint:
+        self.app._generation += 1
+        return PartitionCheckpoint()
+
+    async def bounds(self, partition: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        return (0, 0), (0, 0)
+
+
+async def test_a_batch_a_rebalance_overtook_before_it_was_applied_is_not_acked() -> None:
+    app, consumer = await started_app()
+    app.recovery = AssignedMidRestore(app)  # type: ignore[assignment]
+    batch = fetched(consumer, range(0, 10))
+
+    assert not await app.take(consumer, batch)
+
+    assert "m" not in app.engine.models
+    assert consumer._filter_committable_offsets([batch.tp]) == {}
