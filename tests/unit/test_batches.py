@@ -236,3 +236,22 @@ async def test_a_batch_a_rebalance_overtook_before_it_was_applied_is_not_acked()
 
     assert "m" not in app.engine.models
     assert consumer._filter_committable_offsets([batch.tp]) == {}
+
+
+async def test_partitions_of_one_fetch_take_turns_in_batches() -> None:
+    _, consumer = await started_app()
+    features, outcomes = TP(TOPIC, 0), TP("outcomes", 0)
+    records = {
+        features: [consumer_record(o, b"{}") for o in range(2500)],
+        outcomes: [consumer_record(o, b"{}") for o in range(1200)],
+    }
+
+    batches = consumer._split(records, None)
+
+    assert [(b.tp.topic, b.records[0].offset, len(b.records), b.ack_from) for b in batches] == [
+        (TOPIC, 0, 1000, 0),
+        ("outcomes", 0, 1000, 0),
+        (TOPIC, 1000, 1000, 1000),
+        ("outcomes", 1000, 200, 1000),
+        (TOPIC, 2000, 500, 2000),
+    ]
