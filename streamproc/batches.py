@@ -27,7 +27,7 @@ there first.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import heapq
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ consumer wait, which is the back-pressure."""
 FETCH_TIMEOUT_SECONDS = 1.0
 BATCH_RECORDS = 1_000
 """Most records per batch: enough to make the hand-off's cost per record negligible, few
-enough that the partitions of one fetch take turns."""
+enough that the partitions of one fetch interleave in time."""
 FETCH_MAX_WAIT_MS = 50
 """How long the broker may hold a fetch for partitions with no new records. aiokafka has
 one fetch in flight per broker, and a fetch covers only partitions with nothing buffered:
@@ -135,10 +135,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> list[FetchedBatch]:
         """Batches of at most :data:`BATCH_RECORDS` of each partition still assigned,
-        without records below where reading resumes (Faust drops those too), taken from
-        the partitions in turn as Faust's scheduler takes messages: no topic runs more
-        than a batch ahead of another (labels wait for their predictions, docs/events.md)."""
-        chunks: list[list[FetchedBatch]] = []
+        without records below where reading resumes (Faust drops those too), merged across
+        partitions by their first record's timestamp: a label is then not applied before a
+        prediction fetched with it and stamped earlier (docs/events.md, Labels), as when
+        Faust took messages from the partitions in turn."""
+        merged: list[tuple[int, int, list[FetchedBatch]]] = []
         for tp, fetched in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
@@ -153,8 +154,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 part = kept[start : start + BATCH_RECORDS]
                 own.append(FetchedBatch(tp, part, self.epoch, ack_from))
                 ack_from = part[-1].offset + 1
-            chunks.append(own)
-        return [b for turn in itertools.zip_longest(*chunks) for b in turn if b is not None]
+            own.reverse()
+            heapq.heappush(merged, (_stamp(own[-1]), len(merged), own))
+        batches = []
+        while merged:
+            _, order, own = heapq.heappop(merged)
+            batches.append(own.pop())
+            if own:
+                heapq.heappush(merged, (_stamp(own[-1]), order, own))
+        return batches
 
     async def _deliver(self, batches: list[FetchedBatch]) -> None:
         for batch in batches:
@@ -191,6 +199,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 log.info("Consumer shutting down for user cancel.")
                 return
             raise
+
+
+def _stamp(batch: FetchedBatch) -> int:
+    timestamp = batch.records[0].timestamp
+    return timestamp if isinstance(timestamp, int) else 0
 
 
 class BatchTransport(faust_aiokafka.Transport):

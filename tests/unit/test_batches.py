@@ -238,20 +238,27 @@ async def test_a_batch_a_rebalance_overtook_before_it_was_applied_is_not_acked()
     assert consumer._filter_committable_offsets([batch.tp]) == {}
 
 
-async def test_partitions_of_one_fetch_take_turns_in_batches() -> None:
+async def test_a_fetch_is_delivered_in_batches_merged_by_timestamp() -> None:
+    """Labels fetched with the predictions they follow come after them (docs/events.md)."""
     _, consumer = await started_app()
     features, outcomes = TP(TOPIC, 0), TP("outcomes", 0)
-    records = {
-        features: [consumer_record(o, b"{}") for o in range(2500)],
-        outcomes: [consumer_record(o, b"{}") for o in range(1200)],
+
+    def stamped(offset: int, ms: int) -> ConsumerRecord[Any, Any]:
+        return ConsumerRecord(TOPIC, 0, offset, ms, 0, b"m", b"{}", None, 1, 2, [])
+
+    records = {  # outcomes first, as a fetch may return them; stamped 1.2 batches later
+        outcomes: [stamped(o, 10 * o + 12_000) for o in range(2500)],
+        features: [stamped(o, 10 * o) for o in range(3500)],
     }
 
     batches = consumer._split(records, None)
 
     assert [(b.tp.topic, b.records[0].offset, len(b.records), b.ack_from) for b in batches] == [
         (TOPIC, 0, 1000, 0),
-        ("outcomes", 0, 1000, 0),
         (TOPIC, 1000, 1000, 1000),
-        ("outcomes", 1000, 200, 1000),
-        (TOPIC, 2000, 500, 2000),
+        ("outcomes", 0, 1000, 0),
+        (TOPIC, 2000, 1000, 2000),
+        ("outcomes", 1000, 1000, 1000),
+        (TOPIC, 3000, 500, 3000),
+        ("outcomes", 2000, 500, 2000),
     ]
