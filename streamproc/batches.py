@@ -2,7 +2,7 @@
 
 Faust's own consumer delivers message by message: per message it runs a
 ``wait_first`` of four tasks, a lock and a queue put in the conductor, a loop turn in
-the stream iterator and an ack (../docs/performance.md), about 50 us of CPU per event,
+the stream iterator and an ack (docs/performance.md), about 50 us of CPU per event,
 more than the engine itself. :class:`BatchConsumer` keeps everything else Faust's
 consumer does (the consumer group, rebalancing, flow control, commits and the
 producer flush before each commit) and replaces only that per-message path: each
@@ -58,7 +58,7 @@ held back the busy ones for 1.5 s at a time, the live worker's multi-second p99
 
 @dataclass(frozen=True, slots=True)
 class FetchedBatch:
-    """One partition's records from one fetch, in offset order."""
+    """Up to :data:`BATCH_RECORDS` of one partition's records from one fetch, in offset order."""
 
     tp: TP
     records: Sequence[Any]
