@@ -174,13 +174,8 @@ class StreamprocApp:
         restart, as when Faust restarted a crashed agent)."""
         if not consumer.current(batch):
             return False
-        kind = self._kinds[batch.tp.topic]
-        records = [
-            Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, kind)
-            for r in batch.records
-        ]
         try:
-            out = await self.handle(records, self._generation)
+            out = await self.handle(self._records(batch), self._generation)
         except Exception:
             log.exception("a batch of %s failed; its offsets stay uncommitted", batch.tp)
             return False
@@ -193,6 +188,13 @@ class StreamprocApp:
             except Exception as exc:  # the next round retries; recovery stays exact meanwhile
                 log.warning("checkpoint failed, will retry: %s", exc)
         return acked
+
+    def _records(self, batch: FetchedBatch) -> list[Record]:
+        kind = self._kinds[batch.tp.topic]
+        return [
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, kind)
+            for r in batch.records
+        ]
 
     async def handle(self, records: Sequence[Record], generation: int | None = None) -> Output:
         """Run one batch through the core and hand its alerts and dead letters to the producer.
