@@ -185,8 +185,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 if not self.flow_active:
                     # Fetched across a rebalance: re-read from the committed offsets, as
-                    # Faust's getmany does.
-                    await self.perform_seek()
+                    # Faust's getmany does (a seek the rebalance fails is Faust's to redo).
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        log.warning("exception performing seek when flow not active: %r", exc)
                     continue
                 await self._deliver(self._split(records, active))
         except self.consumer_stopped_errors:
@@ -198,6 +201,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.transport.app.should_stop:
                 log.info("Consumer shutting down for user cancel.")
                 return
+            raise
+        except Exception as exc:
+            log.exception("Drain messages raised: %r", exc)
             raise
 
 
