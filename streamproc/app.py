@@ -1,12 +1,15 @@
 """The Faust app: the one place that wires the pure core to Kafka.
 
-Two agents (features, outcomes) take batches of raw records, hand them to
-:class:`~streamproc.pipeline.Pipeline` and send what comes back: alerts to the
-alerts topic keyed by model, rejections to the dead-letter topic with their
-reason in headers. Faust acks a batch only after the agent returns, and
-flushes the producer before it commits offsets, so every alert and dead letter
-is on the broker before its source offset is committed (at-least-once; alert
-ids are deterministic, so a repeat is recognisable).
+One agent takes what the consumer fetched, a partition's records at a time
+(:mod:`streamproc.batches`), hands them to :class:`~streamproc.pipeline.Pipeline`
+and sends what comes back: alerts to the alerts topic keyed by model, rejections
+to the dead-letter topic with their reason in headers. A batch is acked only
+after its outputs are handed to the producer, and Faust flushes the producer
+before it commits offsets, so every alert and dead letter is on the broker
+before its source offset is committed (at-least-once; alert ids are
+deterministic, so a repeat is recognisable). A batch fetched before a
+rebalance is neither processed nor acked: its partition's next owner
+re-processes it from the checkpoint.
 
 Detector state is checkpointed per partition to a compacted topic and
 restored on assignment (:mod:`streamproc.recovery`); a lock keeps checkpoint
@@ -18,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
+from streamproc.batches import BatchConsumer, FetchedBatch, install
 from streamproc.checkpoints import Offsets, PartitionCheckpoint, rebase
 from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
@@ -35,10 +41,6 @@ from streamproc.settings import Settings
 from streamproc.topics import CHECKPOINT_MAX_BYTES
 
 log = logging.getLogger(__name__)
-
-BATCH_SIZE = 1_000
-BATCH_WITHIN_SECONDS = 0.05
-"""A batch waits at most this long to fill: bounds the latency added by batching."""
 
 
 def wall_clock_ms() -> int:
@@ -100,7 +102,8 @@ class StreamprocApp:
         self._checkpointing = asyncio.Lock()
         self._since_checkpoint = 0
         self._stopped = False
-        self._restoring = asyncio.Lock()
+        self._restoring: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        """Per partition: one restore at a time; partitions restore side by side."""
         self._generation = 0
         """Bumped by every rebalance: restores started before it are abandoned."""
         self._background: asyncio.Future[None] | None = None
@@ -111,6 +114,7 @@ class StreamprocApp:
         self._parts: dict[str, int] = {}
         """Per model: the records its last checkpoint used (see checkpoint_records)."""
         self.faust = self._make_faust_app()
+        install(self.faust)
         topics = settings.topics
         self.features_topic = self._source(topics.features)
         self.outcomes_topic = self._source(topics.outcomes)
@@ -118,8 +122,9 @@ class StreamprocApp:
         self.dead_letter_topic = self._sink(topics.dead_letters)
         self.checkpoint_topic = self._sink(settings.checkpoint_topic)
         self._kinds = {topics.features: EventKind.FEATURE, topics.outcomes: EventKind.OUTCOME}
-        self.faust.agent(self.features_topic, name="features", concurrency=1)(self._agent)
-        self.faust.agent(self.outcomes_topic, name="outcomes", concurrency=1)(self._agent)
+        self.faust.topics.add(self.features_topic)
+        self.faust.topics.add(self.outcomes_topic)
+        self.faust.task(self._agent)
         # mode annotates receivers as a union of callable types, which mypy cannot match.
         self.faust.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -156,39 +161,63 @@ class StreamprocApp:
     def _sink(self, name: str) -> Any:
         return self.faust.topic(name, key_type=bytes, value_type=bytes)
 
-    async def _agent(self, stream: Any) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):
-            await self.handle([self._record(e.message) for e in events])
-            if self._since_checkpoint >= self.settings.worker.checkpoint_events:
-                await self.checkpoint(self.owned)
+    async def _agent(self) -> None:
+        """Both source topics' batches, one at a time: per-partition order is the fetch's."""
+        consumer = self.faust.consumer
+        assert isinstance(consumer, BatchConsumer), "install() sets the consumer class"
+        while True:
+            await self.take(consumer, await consumer.batches.get())
 
-    def _record(self, message: Any) -> Record:
-        return Record(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=round(message.timestamp * 1000),
-            key=message.key,
-            value=message.value,
-            kind=self._kinds[message.topic],
-        )
+    async def take(self, consumer: BatchConsumer, batch: FetchedBatch) -> bool:
+        """Process one fetched batch and ack it; False when it was stale or failed (then it
+        is not acked, so Faust's commit stays below it and it is processed again after a
+        restart, as when Faust restarted a crashed agent)."""
+        if not consumer.current(batch):
+            return False
+        try:
+            out = await self.handle(self._records(batch), self._generation)
+        except Exception:
+            log.exception("a batch of %s failed; its offsets stay uncommitted", batch.tp)
+            return False
+        if not out.messages and not self._stopped:
+            return False  # a rebalance overtook it before it was applied: not processed
+        acked = consumer.ack_batch(batch)
+        if self._since_checkpoint >= self.settings.worker.checkpoint_events:
+            try:
+                await self.checkpoint(sorted(self.owned))
+            except Exception as exc:  # the next round retries; recovery stays exact meanwhile
+                log.warning("checkpoint failed, will retry: %s", exc)
+        return acked
 
-    async def handle(self, records: Sequence[Record]) -> Output:
+    def _records(self, batch: FetchedBatch) -> list[Record]:
+        kind = self._kinds[batch.tp.topic]
+        return [
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, kind)
+            for r in batch.records
+        ]
+
+    async def handle(self, records: Sequence[Record], generation: int | None = None) -> Output:
         """Run one batch through the core and hand its alerts and dead letters to the producer.
 
-        Partitions seen for the first time are restored first (see :meth:`_prepare`).
+        Partitions seen for the first time are restored first (see :meth:`_prepare`). With
+        ``generation``, a batch that a rebalance since overtook is dropped unprocessed.
         """
         if not records or self._stopped:
             return Output()
-        await self._prepare(records)
-        return await self._process(records)
+        try:
+            await self._prepare(records, generation)
+        except _Superseded:
+            return Output()
+        return await self._process(records, generation)
 
-    async def _process(self, records: Sequence[Record]) -> Output:
+    async def _process(self, records: Sequence[Record], generation: int | None = None) -> Output:
         """Holds the lock until every send is enqueued, so a checkpoint taken after it (which
-        flushes the producer first) never claims an event whose alerts could still be lost."""
+        flushes the producer first) never claims an event whose alerts could still be lost.
+        Nothing is applied once a rebalance since ``generation`` may have moved the partition
+        (the revocation forgets its state at once, synchronously)."""
         started = time.perf_counter()
         async with self._lock:
-            if self._stopped:
+            if self._stopped or generation not in (None, self._generation):
                 return Output()
             out = self.pipeline.handle(records, self.clock())
             await self._send(out)
@@ -235,7 +264,7 @@ class StreamprocApp:
             self.hooks.on_output("", out, time.perf_counter() - started)
         return out
 
-    async def _prepare(self, records: Sequence[Record]) -> None:
+    async def _prepare(self, records: Sequence[Record], generation: int | None = None) -> None:
         """Restore partitions this process does not hold yet, and re-process what lies
         between their checkpoint and where Faust resumed (the first offset it delivers).
 
@@ -247,14 +276,15 @@ class StreamprocApp:
             firsts.setdefault((r.partition, r.kind), r.offset)
         for (partition, kind), first in firsts.items():
             if partition not in self.owned or (partition, kind) in self._pending:
-                async with self._restoring:
-                    if partition not in self.owned:
-                        await self.restore(partition)
+                async with self._restoring[partition]:
+                    if (
+                        partition not in self.owned
+                        and await self.restore(partition, generation) is None
+                    ):
+                        raise _Superseded
                     start = self._pending.pop((partition, kind), None)
                     if start is not None and first > start:
-                        caught_up = await self.recovery.catch_up(
-                            partition, kind, start, first, self._process
-                        )
+                        caught_up = await self._catch_up(partition, kind, start, first, generation)
                         log.info(
                             "recovery: partition %d %s: re-processed %d records [%d, %d)",
                             partition,
@@ -356,14 +386,7 @@ class StreamprocApp:
         left waiting for traffic. Runs as its own task: Faust cancels work awaited inside
         its rebalance callbacks. A rebalance in between makes it stop (``generation``)."""
         try:
-            for partition in partitions:
-                async with self._restoring:
-                    if generation != self._generation:
-                        return
-                    if partition not in self.owned:
-                        if await self.restore(partition, generation) is None:
-                            return
-                        await self._catch_up_committed(partition, generation)
+            await asyncio.gather(*(self._restore_one(p, generation) for p in partitions))
         except _Superseded:
             return
         except Exception as exc:  # the agents retry when the partition's records arrive
@@ -371,6 +394,19 @@ class StreamprocApp:
             return
         if generation == self._generation:
             self.hooks.on_recovered()
+
+    async def _restore_one(self, partition: int, generation: int) -> None:
+        """Partitions restore side by side: each one's reads take round trips to the broker
+        (fresh clients, the checkpoint, bounds, committed offsets), which one after the
+        other kept a newly assigned worker from processing for about a second per
+        partition."""
+        async with self._restoring[partition]:
+            if generation != self._generation:
+                raise _Superseded
+            if partition not in self.owned:
+                if await self.restore(partition, generation) is None:
+                    raise _Superseded
+                await self._catch_up_committed(partition, generation)
 
     async def _catch_up_committed(self, partition: int, generation: int) -> None:
         """Re-process [watermark, committed offset) of both topics. ``_pending`` follows the
@@ -388,14 +424,7 @@ class StreamprocApp:
             if stop <= start:
                 continue
 
-            async def handle(records: Sequence[Record], key: Any = (partition, kind)) -> Output:
-                if generation != self._generation:
-                    raise _Superseded
-                out = await self._process(records)
-                self._pending[key] = records[-1].offset + 1
-                return out
-
-            done = await self.recovery.catch_up(partition, kind, start, stop, handle)
+            done = await self._catch_up(partition, kind, start, stop, generation, track=True)
             self._pending[(partition, kind)] = max(stop, self._pending[(partition, kind)])
             self.pipeline.covered(partition, kind, stop)
             log.info(
@@ -408,6 +437,30 @@ class StreamprocApp:
                 stop,
             )
 
+    async def _catch_up(
+        self,
+        partition: int,
+        kind: EventKind,
+        start: int,
+        stop: int,
+        generation: int | None,
+        *,
+        track: bool = False,
+    ) -> int:
+        """Process [start, stop) again; returns how many records. With ``track``,
+        ``_pending`` follows the progress batch by batch, so whoever continues after an
+        interruption applies nothing twice. A rebalance since ``generation`` stops it."""
+        done = 0
+        async with aclosing(self.recovery.catch_up(partition, kind, start, stop)) as batches:
+            async for batch in batches:
+                if generation not in (None, self._generation):
+                    raise _Superseded
+                await self._process(batch, generation)
+                if track:
+                    self._pending[(partition, kind)] = batch[-1].offset + 1
+                done += len(batch)
+        return done
+
     async def restore(self, partition: int, generation: int | None = None) -> RestoreReport | None:
         """Load a partition's checkpoint; records below its watermark will be skipped, and
         those between it and where Faust resumes are re-processed (:meth:`_restore_all`,
@@ -416,10 +469,10 @@ class StreamprocApp:
         started = time.perf_counter()
         checkpoint = await self.recovery.read_checkpoint(partition)
         starts, ends = await self.recovery.bounds(partition)
-        if generation is not None and generation != self._generation:
-            return None
         self._rebase(partition, checkpoint, starts, ends)
         async with self._lock:
+            if generation is not None and generation != self._generation:
+                return None
             watermark = self.pipeline.restore(partition, checkpoint)
             self.owned.add(partition)
         self._report_invalid(partition, checkpoint)

@@ -25,7 +25,7 @@ many records retention took.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 KINDS = (EventKind.FEATURE, EventKind.OUTCOME)
 FETCH_TIMEOUT_MS = 500
 CATCH_UP_BATCH = 1000
-Handle = Callable[[Sequence[Record]], Awaitable[Any]]
 CheckpointRecord = tuple[bytes, bytes | None]
 """A checkpoint record's key and value; None is a tombstone."""
 
@@ -179,9 +178,10 @@ class Recovery:
         }
 
     async def catch_up(
-        self, partition: int, kind: EventKind, start: int, stop: int, handle: Handle
-    ) -> int:
-        """Re-process records [start, stop) of one source partition; return how many.
+        self, partition: int, kind: EventKind, start: int, stop: int
+    ) -> AsyncGenerator[list[Record], None]:
+        """Records [start, stop) of one source partition, in batches, for the caller to
+        process again (use it with ``contextlib.aclosing``: it holds a consumer).
 
         A ``start`` below the log start continues from the log start: retention deleted
         the records in between, and the log says how many."""
@@ -199,8 +199,7 @@ class Recovery:
             )
             start = log_start
         if start >= stop:
-            return 0
-        done = 0
+            return
         consumer = await self._consumer()
         try:
             batch: list[Record] = []
@@ -209,14 +208,12 @@ class Recovery:
                     Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, kind)
                 )
                 if len(batch) >= CATCH_UP_BATCH:
-                    await handle(batch)
-                    done, batch = done + len(batch), []
+                    yield batch
+                    batch = []
             if batch:
-                await handle(batch)
-                done += len(batch)
+                yield batch
         finally:
             await consumer.stop()
-        return done
 
 
 async def _read_range(

@@ -240,6 +240,8 @@ class WorkerRuntime:
 
     def run(self) -> int:
         """Serve health and metrics, run Faust until a signal stops it."""
+        asyncio.set_event_loop_policy(event_loop_policy(self.settings))
+        log.info("event loop: %s", "uvloop" if self.settings.worker.uvloop else "asyncio")
         server = HealthServer.from_settings(self.settings.metrics, self.health, self.registry)
         server.start()
         try:
@@ -255,6 +257,17 @@ class WorkerRuntime:
         finally:
             server.stop()
         return 0
+
+
+def event_loop_policy(settings: Settings) -> asyncio.AbstractEventLoopPolicy:
+    """uvloop's unless ``worker.uvloop`` is off. Set before Faust's worker creates its loop
+    (the consumer thread's loop follows it); nothing the app builds earlier binds one."""
+    if settings.worker.uvloop:
+        import uvloop
+
+        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
+        return policy
+    return asyncio.DefaultEventLoopPolicy()
 
 
 class _Worker(faust.Worker):

@@ -31,7 +31,8 @@ OUTCOME_EVERY = 10
 """One outcome event per this many feature events (10%)."""
 FEATURE_NAMES = [f"f{j:02d}" for j in range(FEATURES)]
 BATCH = 1_000
-"""Records per batch: the worker's take_events size, also used by the floor and hot path."""
+"""Records per batch: the worker's most per batch (streamproc.batches.BATCH_RECORDS), also
+used by the floor and hot path."""
 RECOVERY_MODELS = 2_500
 """x 20 features x (value, missing rate) = 100,000 streams."""
 SHIFT = 4.0

@@ -444,6 +444,11 @@ class WorkerSettings(Frozen):
         "supervisor (`auto`: one per core this process may use). 1: no supervisor, as before. "
         "The command line's --processes wins (docs/deployment.md).",
     )
+    uvloop: bool = Field(
+        default=True,
+        description="Run the worker on uvloop (10-20% less CPU per event); false: asyncio's "
+        "own event loop.",
+    )
 
     @field_validator("processes")
     @classmethod

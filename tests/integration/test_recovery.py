@@ -135,6 +135,30 @@ async def test_sigterm_exits_cleanly_and_restart_neither_repeats_nor_loses(
     assert Counter(published) == Counter(replayed), "every message exactly once"
 
 
+async def test_a_worker_that_joins_and_later_leaves_changes_no_alert(
+    kafka: LocalKafka, cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two rebalances mid-stream: partitions move to the newcomer (the first worker drops
+    what it had fetched for them) and back when it leaves."""
+    settings = cluster.settings(**FAST_CHECKPOINTS)
+    await ensure_topics(settings)
+    events = spread_events()  # 40 models: every partition has data
+    expected = set(replay_ids(events, tmp_path, **DRIFT_ONLY))
+    assert len(expected) >= 40
+    producing = asyncio.create_task(produce_events(kafka, settings, events, per_second=800))
+    first = cluster.start_worker(**FAST_CHECKPOINTS)
+    await wait_for_processed(first, 2000)
+    second = cluster.start_worker(**FAST_CHECKPOINTS)
+    await wait_for_processed(second, 1000)
+    assert "partitions revoked" in first.output()
+    assert second.stop(signal.SIGTERM) == 0, second.output()[-3000:]
+    assert not producing.done(), "the second worker left after production ended"
+    await producing
+    ids = await finish(kafka, settings, first)
+    assert set(ids) == expected
+    assert first.output().count("partitions assigned") >= 3
+
+
 def message_key(value: bytes) -> tuple[str, str]:
     body = orjson.loads(value)
     return (body["alert_id"], body.get("status", "firing"))
