@@ -350,11 +350,9 @@ class Engine:
         known = model.features
         values = event.features
         if not values.keys() <= known.keys():
-            new = [name for name in values if name not in known]
-            if len(known) + len(new) > self._limits.max_streams_per_model:
-                return Processed(rejection=self._too_many(event, len(known), len(new)))
-            for name in new:
-                known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+            rejection = self._new_features(event, known)
+            if rejection is not None:
+                return Processed(rejection=rejection)
         alerts: list[Alert] = []
         updates = 0
         eid, ts = event.id, event.ts
@@ -405,6 +403,15 @@ class Engine:
             alerts += cats.update(prediction, eid, ts, now_ms)
             updates += 1
         return self._result(alerts, updates)
+
+    def _new_features(self, event: FeatureEvent, known: dict[str, _Feature]) -> Rejection | None:
+        """Add the event's features the model has not seen, or refuse them all (the limit)."""
+        new = [name for name in event.features if name not in known]
+        if len(known) + len(new) > self._limits.max_streams_per_model:
+            return self._too_many(event, len(known), len(new))
+        for name in new:
+            known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+        return None
 
     def _result(self, alerts: list[Alert], updates: int) -> Processed:
         """What a feature or outcome event did. Most fire nothing: their result is one shared
