@@ -176,6 +176,8 @@ class Engine:
         self._categories = settings.categories.enabled
         rollup = Rollup(settings.rollup) if settings.rollup.enabled else None
         self._lifecycle = Lifecycle(settings.lifecycle, settings.cooldown_events, rollup)
+        self._quiet: dict[int, Processed] = {}
+        """Results without alerts by their update count, shared (see :meth:`_result`)."""
 
     def process(
         self, event: Event, now_ms: int, arrived_ms: int | None = None, source: int = -1
@@ -209,14 +211,14 @@ class Engine:
             if self._labels.models and self._labels.joins_from_start(event.model):
                 model.labels = LabelJoin(event.model, self._labels, self._label_observer)
         model.seen = event.ts if self._event_time else now_ms
-        if isinstance(event, LabelEvent):
-            return self._label(model, event, now_ms, source)
         if isinstance(event, FeatureEvent):
             result = self._features(model, event, now_ms)
             if model.labels is not None and result.rejection is None:
                 result = self._predicted(model, event, now_ms, result)
             if arrival is not None and result.rejection is None:
                 result = self._arrived(arrival, model, event, now_ms, arrived_ms, result)
+        elif isinstance(event, LabelEvent):
+            return self._label(model, event, now_ms, source)
         else:
             result = self._outcome(model, event, now_ms)
         if model.episodes is None and not result.alerts:
@@ -348,34 +350,38 @@ class Engine:
         known = model.features
         values = event.features
         if not values.keys() <= known.keys():
-            new = [name for name in values if name not in known]
-            if len(known) + len(new) > self._limits.max_streams_per_model:
-                return Processed(rejection=self._too_many(event, len(known), len(new)))
-            for name in new:
-                known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+            rejection = self._new_features(event, known)
+            if rejection is not None:
+                return Processed(rejection=rejection)
         alerts: list[Alert] = []
         updates = 0
         eid, ts, timed = event.id, event.ts, event.ts_given
         for name, value in values.items():
             feature = known[name]
             missing = feature.missing
-            if value is None:
-                alerts += missing.update(1.0, eid, ts, now_ms)
-            else:
-                alerts += missing.update(0.0, eid, ts, now_ms)
-                if isinstance(value, float):
-                    stream = feature.value
-                    if stream is None:
-                        stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
-                    alerts += stream.update(value, eid, ts, now_ms, timed)
-                    updates += stream.updates_per_value
-                elif self._categories:
-                    cats = feature.category
-                    if cats is None:
-                        cats = feature.category = self._category(event.model, name)
-                    alerts += cats.update(value, eid, ts, now_ms)
-                    updates += 1
             updates += missing.updates_per_value
+            if value is None:
+                found = missing.update(1.0, eid, ts, now_ms)
+                if found:
+                    alerts += found
+                continue
+            found = missing.update(0.0, eid, ts, now_ms)
+            if found:
+                alerts += found
+            if isinstance(value, float):
+                stream = feature.value
+                if stream is None:
+                    stream = feature.value = self._stream(event.model, StreamKind.VALUE, name)
+                found = stream.update(value, eid, ts, now_ms, timed)
+                if found:
+                    alerts += found
+                updates += stream.updates_per_value
+            elif self._categories:
+                cats = feature.category
+                if cats is None:
+                    cats = feature.category = self._category(event.model, name)
+                alerts += cats.update(value, eid, ts, now_ms)
+                updates += 1
         if len(known) > len(values):
             for name, feature in known.items():
                 if name not in values:
@@ -396,7 +402,27 @@ class Engine:
                 cats = model.prediction_category = self._category(event.model, "prediction")
             alerts += cats.update(prediction, eid, ts, now_ms)
             updates += 1
-        return Processed(alerts, None, updates)
+        return self._result(alerts, updates)
+
+    def _new_features(self, event: FeatureEvent, known: dict[str, _Feature]) -> Rejection | None:
+        """Add the event's features the model has not seen, or refuse them all (the limit)."""
+        new = [name for name in event.features if name not in known]
+        if len(known) + len(new) > self._limits.max_streams_per_model:
+            return self._too_many(event, len(known), len(new))
+        for name in new:
+            known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+        return None
+
+    def _result(self, alerts: list[Alert], updates: int) -> Processed:
+        """What a feature or outcome event did. Most fire nothing: their result is one shared
+        per update count (never mutated, like :data:`_NOTHING`), since building a frozen
+        record costs about a microsecond, on the order of a detector update."""
+        if alerts:
+            return Processed(alerts, None, updates)
+        quiet = self._quiet.get(updates)
+        if quiet is None:
+            quiet = self._quiet[updates] = Processed([], None, updates)
+        return quiet
 
     def _category(self, model: str, name: str) -> CategoryStream:
         return CategoryStream(StreamId(model, StreamKind.CATEGORY, name), self._settings.categories)
@@ -427,7 +453,7 @@ class Engine:
                 )
             alerts += correctness.update(1.0 if event.correct else 0.0, eid, ts, now_ms)
             updates += correctness.updates_per_value
-        return Processed(alerts, None, updates)
+        return self._result(alerts, updates)
 
     def _label(self, model: _Model, event: LabelEvent, now_ms: int, source: int) -> Processed:
         join = model.labels

@@ -229,6 +229,16 @@ def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: 
     >>> decoded.rejections[0].reason, decoded.rejections[0].message
     (<Reason.MISSING_FIELD: 'missing_field'>, 'features: required')
     """
+    one = decode_message(payload, kind=kind, received_ms=received_ms, limits=limits)
+    return one if isinstance(one, Decoded) else Decoded(events=[one])
+
+
+def decode_message(
+    payload: bytes, *, kind: EventKind | None, received_ms: int, limits: Limits
+) -> Event | Decoded:
+    """:func:`decode` for the worker's hot path: a message that is one valid event (the usual
+    case) comes back as that event alone, anything else as :func:`decode` returns it. A
+    :class:`Decoded` per message would cost about as much as a detector update."""
     if not payload:
         return _whole(Reason.EMPTY, "message: empty")
     if len(payload) > limits.max_message_bytes:
@@ -242,7 +252,7 @@ def decode(payload: bytes, *, kind: EventKind | None, received_ms: int, limits: 
         return _whole(Reason.INVALID_JSON, f"message: not valid UTF-8 JSON: {exc}")
     if type(doc) is dict:
         one = _event(doc, kind, received_ms, limits, None)
-        return Decoded(rejections=[one]) if isinstance(one, Rejection) else Decoded(events=[one])
+        return Decoded(rejections=[one]) if isinstance(one, Rejection) else one
     if type(doc) is not list:
         got = _json_type(doc)
         return _whole(
@@ -309,19 +319,29 @@ def _event(
             Reason.NOT_AN_OBJECT, f"event: expected an object, got {_json_type(item)}", index
         )
     model = None
-    try:
-        model = _name(item.get("model"), "model", limits, required=True)
-        this_kind = _kind(item, kind)
-        id_ = _id(item.get("id"), limits)
-        ts = _ts(item.get("ts"))
+    max_name = limits.max_name_length
+    try:  # each field's usual form is checked inline; the helpers take every other one
+        given = item.get("model")
+        if type(given) is not str or not given or len(given) > max_name:
+            given = _name(given, "model", limits, required=True)
+        model = given
+        this_kind = kind if kind is not None and item.get("type") is None else _kind(item, kind)
+        id_ = item.get("id")
+        if id_ is not None and (type(id_) is not str or len(id_) > max_name):
+            id_ = _id(id_, limits)
+        ts = item.get("ts")
         ts_given = ts is not None
-        if ts is None:
+        if not ts_given:
             ts = received_ms
+        elif type(ts) is not int or not 0 <= ts <= MAX_EPOCH_MS:
+            ts = _ts(ts)
         if this_kind == EventKind.FEATURE:
             features = _features(item.get("features"), limits)
-            prediction = _value(item.get("prediction"), "prediction")
-            if type(prediction) is str:
-                _category(prediction, "prediction", limits)
+            prediction = item.get("prediction")
+            if prediction is not None:
+                prediction = _value(prediction, "prediction")
+                if type(prediction) is str:
+                    _category(prediction, "prediction", limits)
             return FeatureEvent(model, features, ts, id_, prediction, ts_given)
         if _is_label(item):
             return _label(item, model, ts, id_, limits)
@@ -390,10 +410,8 @@ def _id(value: object, limits: Limits) -> str | None:
     return _name(value, "id", limits, required=False)
 
 
-def _ts(value: object) -> int | None:
-    """Epoch ms of the event's ``ts``, or None when it has none."""
-    if value is None:
-        return None
+def _ts(value: object) -> int:
+    """Epoch ms of the event's ``ts`` (given: not None)."""
     if type(value) is int or type(value) is float:
         if not 0 <= value <= MAX_EPOCH_MS:  # also false for NaN
             raise _Reject(Reason.INVALID_VALUE, f"ts: {value} is not in 0..{MAX_EPOCH_MS} ms")
@@ -430,12 +448,13 @@ def _features(value: object, limits: Limits) -> dict[str, Feature]:
     if "" in value:
         raise _Reject(Reason.INVALID_VALUE, "features: a feature name is empty")
     max_length, max_category = limits.max_name_length, limits.max_category_length
+    low, high = -MAX_ABS_NUMBER, MAX_ABS_NUMBER
     for name, item in value.items():
         if len(name) > max_length:
             _name(name, f"features.{_short(name)}", limits, required=True)
         kind = type(item)
         if kind is float:
-            if -MAX_ABS_NUMBER <= item <= MAX_ABS_NUMBER:
+            if low <= item <= high:
                 continue
             _out_of_range(item, f"features.{_short(name)}")
         if item is None:

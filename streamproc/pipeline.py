@@ -19,7 +19,14 @@ from streamproc.alerts import Alert
 from streamproc.checkpoints import InvalidRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.errors import StateError
-from streamproc.events import Decoded, Event, EventKind, Rejection, decode, internal_rejection
+from streamproc.events import (
+    Decoded,
+    Event,
+    EventKind,
+    Rejection,
+    decode_message,
+    internal_rejection,
+)
 from streamproc.labels import DeadLabel
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
@@ -307,12 +314,28 @@ class Pipeline:
         return out
 
     def _record(self, record: Record, kind: int, now_ms: int, out: Output) -> None:
-        decoded = decode(
+        decoded = decode_message(
             record.value or b"",
             kind=record.kind,
             received_ms=record.timestamp_ms,
             limits=self._limits,
         )
+        if isinstance(decoded, Decoded):
+            self._decoded(record, kind, decoded, now_ms, out)
+            return
+        error = None
+        try:  # the usual message: one valid event
+            rejection = self._apply(record, kind, decoded, now_ms, out)
+        except Exception as exc:  # a bug, a detector that throws, state that is bad
+            rejection, error = self._failed(record, decoded, exc, out), exc
+        if rejection is not None:
+            elements = _Elements(record.value or b"")
+            out.dead_letters.append(self._letter(record, rejection, elements, error))
+
+    def _decoded(
+        self, record: Record, kind: int, decoded: Decoded, now_ms: int, out: Output
+    ) -> None:
+        """An array message, or one with rejections: each element's letter carries its index."""
         elements: _Elements | None = None
         if decoded.rejections:
             elements = _Elements(record.value or b"")
@@ -323,14 +346,19 @@ class Pipeline:
             try:
                 rejection = self._apply(record, kind, event, now_ms, out)
             except Exception as exc:  # a bug, a detector that throws, state that is bad
-                self.reset(event.model, record.partition)
-                out.failures.append(Failure("event", exc, event.model))
-                rejection, error = internal_rejection(exc, event.model), exc
+                rejection, error = self._failed(record, event, exc, out), exc
             if rejection is not None:
                 if elements is None:
                     elements = _Elements(record.value or b"")
                 rejection = _at(rejection, decoded, position)
                 out.dead_letters.append(self._letter(record, rejection, elements, error))
+
+    def _failed(self, record: Record, event: Event, exc: Exception, out: Output) -> Rejection:
+        """An event whose processing raised: its model starts afresh, the failure is reported
+        and the event becomes an ``internal_error`` dead letter."""
+        self.reset(event.model, record.partition)
+        out.failures.append(Failure("event", exc, event.model))
+        return internal_rejection(exc, event.model)
 
     def _letter(
         self,
