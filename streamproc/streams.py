@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from river import drift
+from river import stats as river_stats
 
 from streamproc import budget, detectors, seasonal, spread, state
 from streamproc import change as change_rules
@@ -51,6 +52,7 @@ skewed losses whose spread moves with their mean, which the mean detectors alrea
 (a scale that followed it would chase the very change to detect)."""
 _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 """Bound of a standardized value before clipping (the spread tests read it unclipped)."""
+_BATCH_MASK = spread.BATCH_MASK
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
 MIN_VARIANCE_FACTOR = 0.25
@@ -232,7 +234,7 @@ class Stream:
         self._season = seasonal.Seasonal(policy.seasonality) if seasonal_on else None
         self._season_at = seasonal.NEVER if self._season is None else self._season.due()
 
-    def update(
+    def update(  # noqa: PLR0915  (the hot path: River's update steps inlined, no calls)
         self, x: float, event_id: str | None, ts: int, now_ms: int, timed: bool = True
     ) -> Sequence[Alert]:
         """Feed one value; return the alerts it triggers (usually none, as a shared empty tuple).
@@ -243,7 +245,7 @@ class Stream:
         """
         if ts >= self._season_at:  # what follows reads the value less its cycle
             x = self._deseasoned(x, ts, timed)
-        self.n += 1
+        n = self.n = self.n + 1
         ref_n = self.ref_n = self.ref_n + 1
         ref_mean = self.ref_mean
         self.ref_mean = ref_mean + (x - ref_mean) / ref_n
@@ -265,7 +267,7 @@ class Stream:
                 dd = d * d
                 cap = self._spread_cap
                 self.spread_acc += dd if dd < cap else cap
-                if not (self.n - self.warm_n) & spread.BATCH_MASK:
+                if not (n - self.warm_n) & _BATCH_MASK:
                     spread_fired = self._spread_batch(h)
                 xs *= self._inv_sd  # the self-updating scale: see _variance_factor
             if xs > CLIP:
@@ -275,10 +277,35 @@ class Stream:
         fired: list[int] | None = None
         for i, det, mode, adwin in self._feeds:
             value = xs if mode == _STANDARDIZED else x if mode == _RAW else 1.0 - x
-            if adwin:  # River's ADWIN.update, inlined: see _is_adwin
+            if adwin == _INLINE_ADWIN:  # River's ADWIN.update, inlined: see _inlined
                 if det._drift_detected:
                     det._reset()
                 drift = det._drift_detected = det._helper.update(value)
+            elif adwin >= _INLINE_PH:  # River's PageHinkley.update, inlined: see _inlined
+                if det._drift_detected:
+                    det._reset()
+                mean = det._x_mean
+                mean_n = mean.n = mean.n + 1.0
+                m = mean._mean = mean._mean + (1.0 / mean_n) * (value - mean._mean)
+                dev = value - m
+                alpha = det.alpha
+                up = det._sum_increase = alpha * det._sum_increase + dev - det.delta
+                down = det._sum_decrease = alpha * det._sum_decrease + dev + det.delta
+                low = det._min_increase
+                if up < low:
+                    low = det._min_increase = up
+                high = det._max_decrease
+                if down > high:
+                    high = det._max_decrease = down
+                if mean_n >= det.min_instances:
+                    if adwin == _INLINE_PH_BOTH:
+                        threshold = det.threshold
+                        drift = up - low > threshold or high - down > threshold
+                    else:
+                        drift = det._test_drift(up - low, high - down)
+                    det._drift_detected = drift
+                else:
+                    drift = det._drift_detected
             else:
                 det.update(value)
                 drift = det.drift_detected
@@ -384,11 +411,11 @@ class Stream:
         return max(self.spread_ref, MIN_VARIANCE_FACTOR)
 
     def _plan(self) -> None:
-        """(index, detector, input, ADWIN inlined) per detector, and the subset that runs
+        """(index, detector, input, River update inlined) per detector, and the subset that runs
         during warm-up; rebuilt whenever a detector object is replaced. The detector is
-        typed ``Any`` here: the inlined ADWIN path reads River's private attributes."""
-        self._feeds: tuple[tuple[int, Any, int, bool], ...] = tuple(
-            (i, det, mode, _is_adwin(det))
+        typed ``Any`` here: the inlined paths read River's private attributes."""
+        self._feeds: tuple[tuple[int, Any, int, int], ...] = tuple(
+            (i, det, mode, _inlined(det))
             for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
         )
         self._raw_feeds = tuple(f for f in self._feeds if f[2] != _STANDARDIZED)
@@ -634,6 +661,31 @@ class Stream:
 
 
 _RIVER_ADWIN_UPDATE = drift.ADWIN.update
+_RIVER_PH_UPDATE = drift.PageHinkley.update
+_RIVER_MEAN_UPDATE = river_stats.Mean.update
+_PUBLIC, _INLINE_ADWIN, _INLINE_PH, _INLINE_PH_BOTH = 0, 1, 2, 3
+
+
+def _inlined(det: DriftDetector) -> int:
+    """Which River update :meth:`Stream.update` runs inline (:func:`_is_adwin`), or none.
+
+    PageHinkley's Python update (its ``drift_detected`` property twice, ``Mean.update``,
+    ``Mean.get``, ``_test_drift``: five calls) is half the cost of a value stream's update.
+    The inlined copy repeats River 0.26's arithmetic in the same order, so the sums are
+    bit-identical (tests/unit/test_streams_ph.py pins them and the detections); a subclass,
+    or a River whose ``update`` differs, takes the public path."""
+    if _is_adwin(det):
+        return _INLINE_ADWIN
+    if (
+        type(det) is drift.PageHinkley
+        and type(det).update is _RIVER_PH_UPDATE
+        and type(det._x_mean) is river_stats.Mean
+        and type(det._x_mean).update is _RIVER_MEAN_UPDATE
+    ):
+        return _INLINE_PH_BOTH if det.mode == "both" else _INLINE_PH
+    return _PUBLIC
+
+
 ADWIN_CLOCK: int = inspect.signature(drift.ADWIN).parameters["clock"].default
 """River's default: ADWIN looks for a cut once per this many updates."""
 
