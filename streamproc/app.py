@@ -13,7 +13,10 @@ re-processes it from the checkpoint.
 
 Detector state is checkpointed per partition to a compacted topic and
 restored on assignment (:mod:`streamproc.recovery`); a lock keeps checkpoint
-snapshots between batches, so state and offsets always agree.
+snapshots between batches, so state and offsets always agree. What the state
+covers (offsets, skip marks, dirty models, ownership, resume points) is the
+pipeline's :class:`~streamproc.ledger.Ledger`: this module only tells it what
+Kafka did.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
 from streamproc.errors import CheckpointError
 from streamproc.events import EventKind
+from streamproc.ledger import CheckpointRecord, Ledger, Round
 from streamproc.pipeline import Failure, Output, Pipeline, Record
-from streamproc.recovery import CheckpointRecord, Recovery, RestoreReport, checkpoint_records
+from streamproc.recovery import Recovery, RestoreReport
 from streamproc.settings import Settings
 from streamproc.topics import CHECKPOINT_MAX_BYTES
 
@@ -97,22 +101,15 @@ class StreamprocApp:
         self.recovery = Recovery(settings)
         self.clock = clock
         self.hooks = hooks or Hooks()
-        self.owned: set[int] = set()
+        self.ledger: Ledger = self.pipeline.ledger
         self._lock = asyncio.Lock()
         self._checkpointing = asyncio.Lock()
-        self._since_checkpoint = 0
         self._stopped = False
         self._restoring: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         """Per partition: one restore at a time; partitions restore side by side."""
         self._generation = 0
         """Bumped by every rebalance: restores started before it are abandoned."""
         self._background: asyncio.Future[None] | None = None
-        self._pending: dict[tuple[int, EventKind], int] = {}
-        """Per (partition, topic): the offset from which to re-process (the watermark, then
-        how far the background catch-up got), until the first record Faust delivers there
-        tells where to stop."""
-        self._parts: dict[str, int] = {}
-        """Per model: the records its last checkpoint used (see checkpoint_records)."""
         self.faust = self._make_faust_app()
         install(self.faust)
         topics = settings.topics
@@ -131,6 +128,11 @@ class StreamprocApp:
         self.faust.timer(settings.worker.checkpoint_interval_seconds)(self._periodic_checkpoint)
         if settings.arrival.enabled or settings.limits.model_idle_seconds:
             self.faust.timer(settings.arrival.tick_seconds)(self._periodic_tick)
+
+    @property
+    def owned(self) -> set[int]:
+        """The partitions whose state this process holds (the ledger's)."""
+        return self.ledger.owned
 
     def _make_faust_app(self) -> faust.App:
         s = self.settings
@@ -182,9 +184,9 @@ class StreamprocApp:
         if not out.messages and not self._stopped:
             return False  # a rebalance overtook it before it was applied: not processed
         acked = consumer.ack_batch(batch)
-        if self._since_checkpoint >= self.settings.worker.checkpoint_events:
+        if self.ledger.since_checkpoint >= self.settings.worker.checkpoint_events:
             try:
-                await self.checkpoint(sorted(self.owned))
+                await self.checkpoint(sorted(self.ledger.owned))
             except Exception as exc:  # the next round retries; recovery stays exact meanwhile
                 log.warning("checkpoint failed, will retry: %s", exc)
         return acked
@@ -221,7 +223,7 @@ class StreamprocApp:
                 return Output()
             out = self.pipeline.handle(records, self.clock())
             await self._send(out)
-            self._since_checkpoint += out.messages
+            self.ledger.applied(out.messages)
         self.hooks.on_output(records[0].topic, out, time.perf_counter() - started)
         return out
 
@@ -275,14 +277,14 @@ class StreamprocApp:
         for r in records:
             firsts.setdefault((r.partition, r.kind), r.offset)
         for (partition, kind), first in firsts.items():
-            if partition not in self.owned or (partition, kind) in self._pending:
+            if not self.ledger.owns(partition) or self.ledger.pending(partition, kind) is not None:
                 async with self._restoring[partition]:
                     if (
-                        partition not in self.owned
+                        not self.ledger.owns(partition)
                         and await self.restore(partition, generation) is None
                     ):
                         raise _Superseded
-                    start = self._pending.pop((partition, kind), None)
+                    start = self.ledger.take_pending(partition, kind)
                     if start is not None and first > start:
                         caught_up = await self._catch_up(partition, kind, start, first, generation)
                         log.info(
@@ -298,7 +300,7 @@ class StreamprocApp:
         """Write the changed state of ``partitions``; returns the records written."""
         async with self._checkpointing:
             async with self._lock:
-                rounds = self._build_rounds(partitions)
+                rounds = self.pipeline.rounds(list(partitions), self.clock())
             return await self._write_rounds(rounds)
 
     async def stop_processing(self) -> int:
@@ -311,15 +313,10 @@ class StreamprocApp:
         async with self._checkpointing:
             async with self._lock:
                 self._stopped = True
-                rounds = self._build_rounds(sorted(self.owned))
+                rounds = self.pipeline.rounds(sorted(self.ledger.owned), self.clock())
             return await self._write_rounds(rounds)
 
-    def _build_rounds(self, partitions: Iterable[int]) -> list[tuple[int, Any, Any, set[str]]]:
-        now = self.clock()
-        self._since_checkpoint = 0
-        return [(p, *checkpoint_records(self.pipeline, p, now, self._parts)) for p in partitions]
-
-    async def _write_rounds(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+    async def _write_rounds(self, rounds: list[Round]) -> int:
         """Write each partition's round on its own: one that fails (its models stay dirty,
         its manifest unwritten, so its watermark stays where it was) does not keep the
         others from being written. Raises :class:`CheckpointError` naming the failed ones."""
@@ -327,22 +324,22 @@ class StreamprocApp:
         try:
             await self.faust.producer.flush()
         except Exception:
-            for partition, _, _, models in rounds:
-                self.pipeline.dirty.setdefault(partition, set()).update(models)
+            for round_ in rounds:
+                self.ledger.unwritten(round_)
             raise
         written = await self._write_each(rounds)
         self.hooks.on_checkpoint(time.perf_counter() - started, written)
         return written
 
-    async def _write_each(self, rounds: list[tuple[int, Any, Any, set[str]]]) -> int:
+    async def _write_each(self, rounds: list[Round]) -> int:
         written = 0
         failed: dict[int, Exception] = {}
-        for partition, records, _, models in rounds:
+        for round_ in rounds:
             try:
-                written += await self._write(partition, records)
+                written += await self._write(round_.partition, round_.records)
             except Exception as exc:
-                self.pipeline.dirty.setdefault(partition, set()).update(models)
-                failed[partition] = exc
+                self.ledger.unwritten(round_)
+                failed[round_.partition] = exc
         if failed:
             detail = "; ".join(f"partition {p}: {exc!r}" for p, exc in failed.items())
             raise CheckpointError(f"checkpoint failed for {len(failed)} partition(s): {detail}")
@@ -365,10 +362,10 @@ class StreamprocApp:
         return len(records)
 
     async def _periodic_checkpoint(self) -> None:
-        if not self.owned:
+        if not self.ledger.owned:
             return
         try:
-            await self.checkpoint(sorted(self.owned))
+            await self.checkpoint(sorted(self.ledger.owned))
         except Exception as exc:  # the next round retries; recovery stays exact meanwhile
             log.warning("checkpoint failed, will retry: %s", exc)
 
@@ -403,21 +400,21 @@ class StreamprocApp:
         async with self._restoring[partition]:
             if generation != self._generation:
                 raise _Superseded
-            if partition not in self.owned:
+            if not self.ledger.owns(partition):
                 if await self.restore(partition, generation) is None:
                     raise _Superseded
                 await self._catch_up_committed(partition, generation)
 
     async def _catch_up_committed(self, partition: int, generation: int) -> None:
-        """Re-process [watermark, committed offset) of both topics. ``_pending`` follows the
-        progress batch by batch, so the agents (or a retry) continue where this stopped and
-        nothing is applied twice; records Faust delivers below the committed offset are
-        skipped. Outputs go through :meth:`_process`, and no offset is committed for them:
-        the group's committed offset is already past them."""
+        """Re-process [watermark, committed offset) of both topics. The ledger's pending resume
+        point follows the progress batch by batch, so the agents (or a retry) continue where
+        this stopped and nothing is applied twice; records Faust delivers below the committed
+        offset are skipped. Outputs go through :meth:`_process`, and no offset is committed
+        for them: the group's committed offset is already past them."""
         committed = await self.recovery.committed(partition)
         ends = (await self.recovery.bounds(partition))[1]
         for index, kind in enumerate((EventKind.FEATURE, EventKind.OUTCOME)):
-            start, stop = self._pending.get((partition, kind)), committed.get(kind)
+            start, stop = self.ledger.pending(partition, kind), committed.get(kind)
             if start is None or stop is None:
                 continue
             stop = min(stop, ends[index])  # committed on a log since re-created: not past it
@@ -425,8 +422,7 @@ class StreamprocApp:
                 continue
 
             done = await self._catch_up(partition, kind, start, stop, generation, track=True)
-            self._pending[(partition, kind)] = max(stop, self._pending[(partition, kind)])
-            self.pipeline.covered(partition, kind, stop)
+            self.ledger.caught_up(partition, kind, stop)
             log.info(
                 "recovery: partition %d %s: re-processed %d records [%d, %d) up to the "
                 "committed offset",
@@ -447,9 +443,10 @@ class StreamprocApp:
         *,
         track: bool = False,
     ) -> int:
-        """Process [start, stop) again; returns how many records. With ``track``,
-        ``_pending`` follows the progress batch by batch, so whoever continues after an
-        interruption applies nothing twice. A rebalance since ``generation`` stops it."""
+        """Process [start, stop) again; returns how many records. With ``track``, the
+        ledger's pending resume point follows the progress batch by batch, so whoever
+        continues after an interruption applies nothing twice. A rebalance since
+        ``generation`` stops it."""
         done = 0
         async with aclosing(self.recovery.catch_up(partition, kind, start, stop)) as batches:
             async for batch in batches:
@@ -457,7 +454,7 @@ class StreamprocApp:
                     raise _Superseded
                 await self._process(batch, generation)
                 if track:
-                    self._pending[(partition, kind)] = batch[-1].offset + 1
+                    self.ledger.progressed(partition, kind, batch[-1].offset + 1)
                 done += len(batch)
         return done
 
@@ -473,16 +470,8 @@ class StreamprocApp:
         async with self._lock:
             if generation is not None and generation != self._generation:
                 return None
-            watermark = self.pipeline.restore(partition, checkpoint)
-            self.owned.add(partition)
+            self.pipeline.restore(partition, checkpoint, starts)
         self._report_invalid(partition, checkpoint)
-        self._parts.update((m, r.parts) for m, r in checkpoint.models.items())
-        # With no checkpoint at all, records retention took before this group started were
-        # never ours to re-process: nothing is reported lost.
-        empty = checkpoint.watermark is None and not checkpoint.models
-        start = (max(watermark[0], starts[0]), max(watermark[1], starts[1])) if empty else watermark
-        self._pending[(partition, EventKind.FEATURE)] = start[0]
-        self._pending[(partition, EventKind.OUTCOME)] = start[1]
         report = RestoreReport(
             partition,
             len(checkpoint.models),
@@ -531,11 +520,7 @@ class StreamprocApp:
         half-way). Whoever owns them next restores them from their last checkpoint."""
         revoked = args[0] if args else kwargs.get("revoked", set())
         self._generation += 1
-        partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.owned
+        partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.ledger.owned
         for p in partitions:
-            for model in self.pipeline.forget(p):
-                self._parts.pop(model, None)
-            self._pending.pop((p, EventKind.FEATURE), None)
-            self._pending.pop((p, EventKind.OUTCOME), None)
-        self.owned -= partitions
+            self.pipeline.forget(p)
         self.hooks.on_revoked(partitions)

@@ -28,6 +28,7 @@ from streamproc.events import (
     internal_rejection,
 )
 from streamproc.labels import DeadLabel
+from streamproc.ledger import KIND_INDEX, Ledger, Round
 from streamproc.partitioning import PartitionRule
 from streamproc.settings import Limits
 
@@ -111,17 +112,13 @@ class Output:
     """Exceptions caught while producing this output (their records are dead letters too)."""
 
 
-KIND_INDEX = {EventKind.FEATURE: 0, EventKind.OUTCOME: 1}
-"""Position of a topic's offset in :data:`streamproc.checkpoints.Offsets`."""
-
-
 class Pipeline:
     """Decode records and run their events through one engine, tracking what state covers.
 
-    Besides the engine, it records per partition the next offset to process on
-    each topic, which models live on which partition, and which models changed
-    since the last checkpoint: everything a checkpoint needs, updated in the
-    same synchronous step as the state itself, so a snapshot taken between two
+    What a checkpoint needs (per partition the next offset to process on each
+    topic, which models live where, which changed since the last checkpoint) is
+    kept in its :class:`~streamproc.ledger.Ledger`, updated in the same
+    synchronous step as the state itself, so a snapshot taken between two
     batches is always consistent with its offsets.
     """
 
@@ -140,15 +137,7 @@ class Pipeline:
         self.engine = engine
         self._limits = limits
         self.rule = None if partitions is None else PartitionRule(partitions)
-        self.next_offsets: dict[tuple[int, int], int] = {}
-        """(partition, kind index) -> next offset to process."""
-        self.partition_of: dict[str, int] = {}
-        self.dirty: dict[int, set[str]] = {}
-        """partition -> models changed since their last checkpoint."""
-        self._skip_below: dict[tuple[int, int], int] = {}
-        self._skip_model: dict[str, Offsets] = {}
-        self.evicted: dict[int, set[str]] = {}
-        """partition -> models forgotten since the last checkpoint (their records go)."""
+        self.ledger = Ledger()
         self._max_key = 4 * limits.max_name_length
         """Longest key (in UTF-8 bytes) a model id can be: longer ones are not repeated on
         every rejected element's dead letter."""
@@ -156,8 +145,12 @@ class Pipeline:
         """Failures outside a batch (restores, checkpoint snapshots), reported with the next
         output."""
 
-    def restore(self, partition: int, checkpoint: PartitionCheckpoint) -> Offsets:
-        """Load a partition's checkpoint; returns the watermark processing must resume from.
+    def restore(
+        self, partition: int, checkpoint: PartitionCheckpoint, starts: Offsets = (0, 0)
+    ) -> Offsets:
+        """Load a partition's checkpoint; returns the watermark processing must resume from
+        (the ledger takes the partition over: :meth:`~streamproc.ledger.Ledger.restore`,
+        where ``starts``, the log start offsets, are explained).
 
         A model record that does not restore (its snapshot carries another model, or fails
         the engine's checks) is added to ``checkpoint.invalid`` and restores nothing; one
@@ -182,55 +175,22 @@ class Pipeline:
                     models[model] = record.offsets
                     continue
             self.reset(model, partition)
-        watermark = checkpoint.resume_offsets()
-        self.resume(partition, watermark, models)
-        return watermark
-
-    def covered(self, partition: int, kind: EventKind, offset: int) -> None:
-        """Records below ``offset`` are in the state now (re-processed by recovery): skip them
-        if Faust delivers them again."""
-        key = (partition, KIND_INDEX[kind])
-        self._skip_below[key] = max(self._skip_below.get(key, 0), offset)
-
-    def resume(self, partition: int, watermark: Offsets, models: dict[str, Offsets]) -> None:
-        """After a restore: records below ``watermark`` and, per model, below its own
-        offsets are already in the state and must not be applied again."""
-        for index, offset in enumerate(watermark):
-            self._skip_below[(partition, index)] = offset
-            self.next_offsets.setdefault((partition, index), offset)
-        for model, offsets in models.items():
-            self.partition_of[model] = partition
-            if offsets[0] > watermark[0] or offsets[1] > watermark[1]:
-                self._skip_model[model] = offsets
-
-    def captured(self, model: str, offsets: Offsets) -> Offsets:
-        """Up to where ``model``'s state reflects its partition: the partition's offsets, or
-        further when its restored record was newer than the watermark and processing has
-        not yet caught up with it."""
-        own = self._skip_model.get(model)
-        if own is None:
-            return offsets
-        return (max(own[0], offsets[0]), max(own[1], offsets[1]))
-
-    def offsets(self, partition: int) -> Offsets:
-        return (self.next_offsets.get((partition, 0), 0), self.next_offsets.get((partition, 1), 0))
-
-    def models_of(self, partition: int) -> list[str]:
-        return [m for m, p in self.partition_of.items() if p == partition]
+        return self.ledger.restore(partition, checkpoint, models, starts)
 
     def forget(self, partition: int) -> list[str]:
-        """Drop everything about a partition this process no longer owns."""
-        models = self.models_of(partition)
+        """Drop everything about a partition this process no longer owns: its models' state
+        and its bookkeeping."""
+        models = self.ledger.forget(partition)
         self.engine.forget(models)
-        for model in models:
-            del self.partition_of[model]
-            self._skip_model.pop(model, None)
-        self.dirty.pop(partition, None)
-        self.evicted.pop(partition, None)
-        for index in (0, 1):
-            self.next_offsets.pop((partition, index), None)
-            self._skip_below.pop((partition, index), None)
         return models
+
+    def rounds(self, partitions: list[int], now_ms: int) -> list[Round]:
+        """A checkpoint of ``partitions``, built synchronously between batches."""
+        return self.ledger.rounds(partitions, now_ms, self.snapshot)
+
+    def round(self, partition: int, now_ms: int) -> Round:
+        """One partition's checkpoint round (see :meth:`rounds`)."""
+        return self.ledger.round(partition, now_ms, self.snapshot)
 
     def tick(self, now_ms: int) -> Output:
         """Time passed without records: the engine's silence alerts, their models marked
@@ -242,26 +202,16 @@ class Pipeline:
         except Exception as exc:  # a bug outside any one model's state: retried next tick
             out.failures.append(Failure("tick", exc))
         for model, error in failed:
-            self.reset(model, self.partition_of.get(model))
+            self.reset(model, self.ledger.partition(model))
             out.failures.append(Failure("tick", error, model))
         for alert in out.alerts:
-            partition = self.partition_of.get(alert.model)
-            if partition is not None:
-                self.dirty.setdefault(partition, set()).add(alert.model)
+            self.ledger.alerted(alert.model)
         evicted = self.engine.evict_idle(now_ms)
         out.alerts += evicted.alerts
         out.evicted = evicted.models
         for model in evicted.models:
-            self._evicted(model)
+            self.ledger.evict(model)
         return out
-
-    def _evicted(self, model: str) -> None:
-        """An idle model was forgotten: its checkpoint record is deleted in the next round."""
-        self._skip_model.pop(model, None)
-        partition = self.partition_of.pop(model, None)
-        if partition is not None:
-            self.dirty.get(partition, set()).discard(model)
-            self.evicted.setdefault(partition, set()).add(model)
 
     def reset(self, model: str, partition: int | None) -> None:
         """Quarantine a model whose processing raised: drop its state so that its next event
@@ -269,8 +219,7 @@ class Pipeline:
         stored for it (a restart then does not load the state that failed again)."""
         self.engine.forget([model])
         if partition is not None:
-            self.partition_of[model] = partition
-            self.dirty.setdefault(partition, set()).add(model)
+            self.ledger.changed(model, partition)
 
     def snapshot(self, model: str, partition: int) -> bytes | None:
         """``model``'s state for a checkpoint, or None for one whose state cannot be encoded:
@@ -297,9 +246,9 @@ class Pipeline:
         out.messages = len(records)
         for record in records:
             key = (record.partition, KIND_INDEX[record.kind])
-            if record.offset < self._skip_below.get(key, 0):
+            if record.offset < self.ledger.skip_below.get(key, 0):
                 continue
-            self.next_offsets[key] = record.offset + 1
+            self.ledger.next_offsets[key] = record.offset + 1
             out.positions[(record.topic, record.partition)] = record.offset
             mark = len(out.dead_letters)
             try:
@@ -386,8 +335,8 @@ class Pipeline:
             misplaced = rule.check(model, record.partition)
             if misplaced is not None:
                 return misplaced
-        if self._skip_model:
-            captured = self._skip_model.get(model)
+        if self.ledger.skip_model:
+            captured = self.ledger.skip_model.get(model)
             if captured is not None and record.offset < captured[index]:
                 return None
         result = self.engine.process(event, now_ms, record.timestamp_ms, record.offset)
@@ -395,12 +344,7 @@ class Pipeline:
             out.dead_letters += [self._dead_label(record, d) for d in result.dead_labels]
         if result.rejection is not None:
             return result.rejection
-        if self.partition_of.get(model) != record.partition:
-            self.partition_of[model] = record.partition
-        dirty = self.dirty.get(record.partition)
-        if dirty is None:
-            dirty = self.dirty[record.partition] = set()
-        dirty.add(model)
+        self.ledger.changed(model, record.partition)
         out.events[model] += 1
         out.updates += result.updates
         out.alerts += result.alerts

@@ -1,7 +1,8 @@
 """Checkpoint and recovery against Kafka: the I/O around :mod:`streamproc.checkpoints`.
 
 Writing: between batches (under the app's lock) the changed models of a
-partition are snapshotted with the offsets they reflect; the producer is
+partition are snapshotted with the offsets they reflect (a round of
+:class:`~streamproc.ledger.Ledger`); the producer is
 flushed first, so every alert and dead letter of the covered events is on the
 broker before a checkpoint claims them; then the model records and finally the
 partition's manifest are written and awaited.
@@ -14,7 +15,8 @@ previous owner committed after its last checkpoint), the records in between
 are read directly and processed again at once, so the state is exact before
 the delivered records are applied and a quiet partition's tail is not left
 waiting for traffic. Records below what is already in the state that Faust
-delivers again are skipped by :class:`~streamproc.pipeline.Pipeline`.
+delivers again are skipped by :class:`~streamproc.pipeline.Pipeline` (its ledger's skip
+marks).
 
 The recovery consumer never resets to ``latest`` (aiokafka's default, which on
 an offset below the log start would silently skip to the end): a range that
@@ -31,19 +33,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamproc.checkpoints import (
-    MANIFEST_KEY,
-    Offsets,
-    PartitionCheckpoint,
-    encode_manifest,
-    fold_partition,
-    model_key,
-    model_records,
-    part_key,
-)
+from streamproc.checkpoints import Offsets, PartitionCheckpoint, fold_partition
 from streamproc.connection import aiokafka_options
 from streamproc.events import EventKind
-from streamproc.pipeline import KIND_INDEX, Pipeline, Record
+from streamproc.ledger import KIND_INDEX
+from streamproc.pipeline import Record
 from streamproc.settings import Settings
 from streamproc.topics import admin_client
 
@@ -52,8 +46,6 @@ log = logging.getLogger(__name__)
 KINDS = (EventKind.FEATURE, EventKind.OUTCOME)
 FETCH_TIMEOUT_MS = 500
 CATCH_UP_BATCH = 1000
-CheckpointRecord = tuple[bytes, bytes | None]
-"""A checkpoint record's key and value; None is a tombstone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,56 +62,6 @@ class RestoreReport:
             f"partition {self.partition}: restored {self.models} models, {self.streams} streams, "
             f"{self.state_bytes} bytes ({per_stream:.0f} B/stream) in {self.seconds:.2f} s"
         )
-
-
-def checkpoint_records(
-    pipeline: Pipeline, partition: int, now_ms: int, parts: dict[str, int] | None = None
-) -> tuple[list[CheckpointRecord], Offsets, set[str]]:
-    """The records of one checkpoint round for a partition, built synchronously.
-
-    Returns (records, watermark, models written); tombstones of models evicted for being
-    idle come first, the manifest last. ``parts`` holds how many records each model's last
-    checkpoint used, so that parts a shorter version leaves over are deleted; it is updated
-    in place.
-    """
-    models = pipeline.dirty.pop(partition, set())
-    gone = pipeline.evicted.pop(partition, set()) - models
-    offsets = pipeline.offsets(partition)
-    parts = {} if parts is None else parts
-    records: list[CheckpointRecord] = []
-    for model in sorted(gone):
-        records += _absent(model, parts)
-    for model in models:
-        records += _model_round(pipeline, model, partition, offsets, parts)
-    owned = len(pipeline.models_of(partition))
-    records.append((MANIFEST_KEY, encode_manifest(offsets, owned, now_ms)))
-    return records, offsets, models
-
-
-def _model_round(
-    pipeline: Pipeline, model: str, partition: int, offsets: Offsets, parts: dict[str, int]
-) -> list[CheckpointRecord]:
-    """One model's records. A model whose state cannot be encoded is reset by the pipeline
-    and written as absent (a tombstone): the manifest can then move on for the partition's
-    other models, and the next owner starts that model afresh rather than from a record the
-    watermark outran."""
-    previous = parts.get(model, 1)
-    snapshot = pipeline.snapshot(model, partition)
-    if snapshot is None:
-        return _absent(model, parts)
-    written = model_records(model, pipeline.captured(model, offsets), snapshot)
-    parts[model] = len(written)
-    stale: list[CheckpointRecord] = [
-        (part_key(model, i), None) for i in range(len(written), previous)
-    ]
-    return stale + written
-
-
-def _absent(model: str, parts: dict[str, int]) -> list[CheckpointRecord]:
-    """Tombstones for a model's record and every part its last checkpoint used."""
-    previous = parts.pop(model, 1)
-    keys = [model_key(model)] + [part_key(model, i) for i in range(1, previous)]
-    return [(key, None) for key in keys]
 
 
 class Recovery:

@@ -122,9 +122,7 @@ INLINED_ADWIN = native_call_lines(streams.Stream.update, "_helper")
 
 COMPONENTS: tuple[Component, ...] = (
     Component("threads waiting in select/poll (counted as busy)", leaf_modules=("selectors",)),
-    Component(
-        "checkpoints (snapshot, encode)", functions=("streamproc.recovery:checkpoint_records",)
-    ),
+    Component("checkpoints (snapshot, encode)", functions=("streamproc.ledger:Ledger.rounds",)),
     Component(
         "River detector updates",
         modules=("river",),

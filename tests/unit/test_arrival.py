@@ -265,12 +265,12 @@ def test_the_pipeline_marks_models_that_fell_silent_for_the_next_checkpoint() ->
     pipeline = Pipeline(engine(overrides=(ArrivalOverride(silence_seconds=2),)), Limits())
     body = orjson.dumps({"model": "m", "features": {"x": 1}, "ts": T0})
     pipeline.handle([Record("features", 3, 0, T0, b"m", body, EventKind.FEATURE)], T0)
-    pipeline.dirty.clear()
+    pipeline.ledger.dirty.clear()
     assert pipeline.tick(T0 + 1000).alerts == []
     assert pipeline.tick(T0 + 2000).alerts == []
     out = pipeline.tick(T0 + 3000)
     assert [a.stream.kind for a in out.alerts] == [StreamKind.ARRIVAL]
-    assert pipeline.dirty == {3: {"m"}}
+    assert pipeline.ledger.dirty == {3: {"m"}}
 
 
 def write_events(path: Path, silent: range) -> None:

@@ -115,7 +115,7 @@ async def test_faust_consumer_internals_the_batches_rely_on() -> None:
 
 async def test_a_batch_is_processed_then_acked() -> None:
     app, consumer = await started_app()
-    app.owned.add(0)
+    app.ledger.owned.add(0)
     batch = fetched(consumer, range(0, 50))
     batch = FetchedBatch(batch.tp, [*batch.records, consumer_record(50, b"{bad")], batch.epoch, 0)
 
@@ -128,7 +128,7 @@ async def test_a_batch_is_processed_then_acked() -> None:
 
 async def test_a_batch_fetched_before_a_rebalance_is_dropped_unprocessed() -> None:
     app, consumer = await started_app()
-    app.owned.add(0)
+    app.ledger.owned.add(0)
     batch = fetched(consumer, range(0, 50))
     consumer._new_epoch()
 
@@ -140,7 +140,7 @@ async def test_a_batch_fetched_before_a_rebalance_is_dropped_unprocessed() -> No
 
 async def test_a_rebalance_during_a_batchs_sends_leaves_it_unacked() -> None:
     app, consumer = await started_app()
-    app.owned.add(0)
+    app.ledger.owned.add(0)
     revoked = {TP(TOPIC, 0)}
 
     def rebalance() -> None:

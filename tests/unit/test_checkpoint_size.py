@@ -22,7 +22,6 @@ from streamproc.checkpoints import MANIFEST_KEY, read_partition
 from streamproc.engine import Engine
 from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.settings import EngineSettings, Limits, load_settings
 from streamproc.streams import default_factory
 
@@ -58,7 +57,7 @@ def test_ten_thousand_features_checkpoint_in_records_under_the_broker_default() 
     assert not out.dead_letters
     snapshot = pipeline.engine.snapshot(["wide"])
     assert len(snapshot) > 10 * BROKER_DEFAULT_MAX_BYTES  # the case the limit is about
-    records, _, _ = checkpoint_records(pipeline, 0, 0)
+    records = pipeline.round(0, 0).records
     assert max(len(key) + len(value or b"") for key, value in records) < BROKER_DEFAULT_MAX_BYTES
     restored = fresh()
     restored.restore(0, read_partition(records))
@@ -68,12 +67,11 @@ def test_ten_thousand_features_checkpoint_in_records_under_the_broker_default() 
 def test_a_shorter_version_deletes_the_parts_it_no_longer_uses() -> None:
     pipeline = fresh()
     pipeline.handle(wide_records("m", 3000), 0)
-    parts: dict[str, int] = {}
-    log: Log = list(checkpoint_records(pipeline, 0, 0, parts)[0])
-    assert parts["m"] > 1
-    pipeline.forget(0)
+    log: Log = list(pipeline.round(0, 0).records)
+    assert pipeline.ledger.parts["m"] > 1
+    pipeline.reset("m", 0)  # its state dropped, its checkpoint's part count kept
     pipeline.handle(wide_records("m", 10), 0)  # now small: one record
-    later = checkpoint_records(pipeline, 0, 0, parts)[0]
+    later = pipeline.round(0, 0).records
     tombstones = [key for key, value in later if value is None]
     assert len(tombstones) == parts_before(log) - 1
     log += later
@@ -92,8 +90,8 @@ def test_a_part_from_another_version_is_never_stitched_in() -> None:
     old, new = fresh(), fresh()
     old.handle(wide_records("m", 3000, seed=1), 0)
     new.handle(wide_records("m", 3000, seed=2), 0)
-    old_log = checkpoint_records(old, 0, 0)[0]
-    new_log = checkpoint_records(new, 0, 0)[0]
+    old_log = old.round(0, 0).records
+    new_log = new.round(0, 0).records
     # the new version's head landed, one of its parts did not: the old part is still live
     stale_part = next(r for r in old_log if r[0].startswith(b"p/1/"))
     log: Log = [*old_log, *(r for r in new_log if not r[0].startswith(b"p/1/")), stale_part]
@@ -141,7 +139,7 @@ async def test_one_failing_partition_does_not_block_the_others() -> None:
     assert MANIFEST_KEY in topic.landed[0]
     assert MANIFEST_KEY in topic.landed[2], "partition 2 was written despite partition 1"
     assert 1 not in topic.landed
-    assert app.pipeline.dirty == {1: {"p1"}}, "the failed partition's models stay dirty"
+    assert app.pipeline.ledger.dirty == {1: {"p1"}}, "the failed partition's models stay dirty"
 
 
 class Unlisted(ADWIN):  # type: ignore[misc]
@@ -162,7 +160,8 @@ def test_a_model_that_cannot_be_encoded_does_not_hold_back_its_partition() -> No
         body = {"model": model, "features": {"x": float(offset)}}
         record = Record("f", 0, offset, 0, model.encode(), orjson.dumps(body), EventKind.FEATURE)
         pipeline.handle([record], 0)
-    records, watermark, _ = checkpoint_records(pipeline, 0, 0)
+    round_ = pipeline.round(0, 0)
+    records, watermark = round_.records, round_.watermark
     assert watermark == (3, 0)
     assert (b"m/bad", None) in records, "written as absent: its next owner starts afresh"
     checkpoint = read_partition(records)

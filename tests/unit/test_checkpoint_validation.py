@@ -21,7 +21,6 @@ from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.settings import EngineSettings, Limits
 
 Log = list[tuple[bytes | None, bytes | None]]
@@ -46,7 +45,7 @@ def feature_records(models: list[str], per_model: int = 40) -> list[Record]:
 def checkpointed(models: list[str]) -> tuple[Pipeline, Log]:
     pipeline = fresh()
     pipeline.handle(feature_records(models), 0)
-    records, _, _ = checkpoint_records(pipeline, 0, 0)
+    records = pipeline.round(0, 0).records
     return pipeline, list(records)
 
 
@@ -153,7 +152,7 @@ def test_a_fresh_model_is_processed_from_the_watermark_on() -> None:
     ]
     out = pipeline.handle(later, 0)
     assert out.events["b"] == 5
-    assert set(pipeline.models_of(0)) == {"a", "b"}
+    assert set(pipeline.ledger.models_of(0)) == {"a", "b"}
 
 
 @pytest.mark.parametrize(

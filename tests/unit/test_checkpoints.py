@@ -27,7 +27,6 @@ from streamproc.engine import Engine
 from streamproc.errors import StateError
 from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.settings import EngineSettings, Limits
 
 KINDS = (EventKind.FEATURE, EventKind.OUTCOME)
@@ -82,7 +81,7 @@ def crashing_run(seed: int) -> set[str]:
             if rng.random() < 0.3:  # Faust commits some, not necessarily all, of what it did
                 committed[kind] = max(committed[kind], position[kind] - rng.randrange(0, 50))
             if rng.random() < 0.2:
-                records, _, _ = checkpoint_records(pipeline, 0, 0)
+                records = pipeline.round(0, 0).records
                 landed = len(records) if rng.random() < 0.7 else rng.randrange(len(records))
                 log += records[:landed]
                 if landed < len(records):

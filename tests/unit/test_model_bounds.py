@@ -16,7 +16,6 @@ from streamproc.domain import StreamKind
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, OutcomeEvent, Reason, decode
 from streamproc.pipeline import Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.replay import replay
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, SilenceSettings
 
@@ -150,21 +149,22 @@ def test_an_evicted_models_checkpoint_record_gets_a_tombstone() -> None:
     limits = idle_limits()
     pipeline = Pipeline(engine(limits), limits)
     pipeline.handle([record("gone", 0), record("stays", 1)], T0)
-    written, _, _ = checkpoint_records(pipeline, 0, T0)
+    written = pipeline.round(0, T0).records
 
     late = T0 + (IDLE_S + 1) * S
     pipeline.handle([record("stays", 2)], late)
     out = pipeline.tick(late)
     assert out.evicted == ["gone"]
     assert [a.stream.model for a in out.alerts] == ["gone"]
-    records, _, models = checkpoint_records(pipeline, 0, late)
+    round_ = pipeline.round(0, late)
+    records, models = round_.records, round_.models
 
     assert (model_key("gone"), None) in records
     assert models == {"stays"}
-    assert pipeline.models_of(0) == ["stays"]
+    assert pipeline.ledger.models_of(0) == ["stays"]
     after = read_partition([*written, *records])
     assert sorted(after.models) == ["stays"]
-    assert checkpoint_records(pipeline, 0, late)[0][:-1] == []  # the tombstone is sent once
+    assert pipeline.round(0, late).records[:-1] == []  # the tombstone is sent once
 
 
 def test_a_model_back_before_the_checkpoint_is_rewritten_not_deleted() -> None:
@@ -175,7 +175,8 @@ def test_a_model_back_before_the_checkpoint_is_rewritten_not_deleted() -> None:
     pipeline.tick(late)
     pipeline.handle([record("m", 1)], late)
 
-    records, _, models = checkpoint_records(pipeline, 0, late)
+    round_ = pipeline.round(0, late)
+    records, models = round_.records, round_.models
     assert models == {"m"}
     assert all(value is not None for _, value in records)
 

@@ -16,7 +16,6 @@ from streamproc.events import EventKind, Reason
 from streamproc.metrics import Metrics
 from streamproc.partitioning import Misrouted, PartitionRule, expected_partition
 from streamproc.pipeline import Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.settings import EngineSettings, Limits, Settings
 from streamproc.worker import WorkerRuntime
 
@@ -90,7 +89,7 @@ def test_an_event_on_its_models_partition_is_accepted() -> None:
     p = pipeline()
     out = p.handle([record(event("fraud-v3"), home("fraud-v3"))], T0)
     assert out.dead_letters == []
-    assert p.partition_of == {"fraud-v3": home("fraud-v3")}
+    assert p.ledger.partition_of == {"fraud-v3": home("fraud-v3")}
 
 
 def test_an_event_on_another_partition_is_rejected_naming_the_expected_one_and_the_fix() -> None:
@@ -122,7 +121,7 @@ def test_a_mixed_model_array_keeps_each_models_state_on_one_partition() -> None:
     assert dead.rejection.model == b
     out = p.handle([record(event(b, 2), home(b), key=b.encode())], T0)
     assert out.events == {b: 1}
-    assert p.partition_of == {a: home(a), b: home(b)}
+    assert p.ledger.partition_of == {a: home(a), b: home(b)}
 
 
 def test_librdkafka_style_spreading_never_splits_a_models_checkpoint() -> None:
@@ -136,7 +135,7 @@ def test_librdkafka_style_spreading_never_splits_a_models_checkpoint() -> None:
         p.handle(batch, T0)
     owners: dict[str, list[int]] = {}
     for partition in range(PARTITIONS):
-        records, _, _ = checkpoint_records(p, partition, T0)
+        records = p.round(partition, T0).records
         for model in read_partition(records).models:
             owners.setdefault(model, []).append(partition)
     assert owners == {m: [home(m)] for m in MODELS}

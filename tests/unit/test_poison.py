@@ -24,7 +24,6 @@ from streamproc.events import EventKind, Reason
 from streamproc.logs import RejectionLog
 from streamproc.metrics import Metrics
 from streamproc.pipeline import Output, Pipeline, Record
-from streamproc.recovery import checkpoint_records
 from streamproc.replay import replay
 from streamproc.settings import (
     ArrivalOverride,
@@ -129,15 +128,16 @@ def test_a_reset_model_starts_afresh_and_its_next_checkpoint_replaces_the_bad_st
     engine = poisoned_engine(armed=False)
     pipeline = Pipeline(engine, Limits())
     pipeline.handle([record(i, body("bad", i, float(i % 7))) for i in range(200)], T0)
-    pipeline.dirty.clear()  # as if checkpointed
+    pipeline.ledger.dirty.clear()  # as if checkpointed
     assert engine.models == ["bad"]
 
     engine.switch[0] = True  # type: ignore[attr-defined]
     out = pipeline.handle([record(200, body("bad", 200, 1.0))], T0)
     assert [d.rejection.reason for d in out.dead_letters] == [Reason.INTERNAL_ERROR]
     assert engine.models == [], "the model's state was dropped"
-    assert pipeline.dirty == {PART: {"bad"}}, "and it is written at the next checkpoint"
-    records, _, written = checkpoint_records(pipeline, PART, T0)
+    assert pipeline.ledger.dirty == {PART: {"bad"}}, "and it is written at the next checkpoint"
+    round_ = pipeline.round(PART, T0)
+    records, written = round_.records, round_.models
     assert written == {"bad"}
 
     restarted = Pipeline(Engine(EngineSettings(), Limits()), Limits())
@@ -154,7 +154,8 @@ def test_a_model_whose_state_cannot_be_checkpointed_is_reset_not_the_partition()
     pipeline = Pipeline(poisoned_engine(armed=False), Limits())
     pipeline.handle([record(0, body("bad", 0, 1.0)), record(1, body("good", 0, 1.0))], T0)
 
-    records, _, written = checkpoint_records(pipeline, PART, T0)
+    round_ = pipeline.round(PART, T0)
+    records, written = round_.records, round_.models
     assert written == {"bad", "good"}
     restored = Pipeline(Engine(EngineSettings(), Limits()), Limits())
     restored.restore(PART, read_partition(records))
@@ -179,7 +180,7 @@ def test_a_snapshot_that_fails_validation_resets_its_model_only() -> None:
 
     assert pipeline.restore(PART, checkpoint) == (50, 0)
     assert pipeline.engine.models == ["good"]
-    assert pipeline.dirty == {PART: {"bad"}}, "the next checkpoint replaces the bad record"
+    assert pipeline.ledger.dirty == {PART: {"bad"}}, "the next checkpoint replaces the bad record"
     assert [invalid.model for invalid in checkpoint.invalid] == ["bad"]
     out = pipeline.handle([record(50, body("good", 50, 1.0))], T0)
     assert out.failures == [], "bad data is an invalid checkpoint record, not an internal error"
@@ -199,13 +200,13 @@ def test_a_restore_that_raises_resets_its_model_only() -> None:
     source = Pipeline(Engine(EngineSettings(), Limits()), Limits())
     events = [record(i, body(m, i, float(i % 5))) for i in range(40) for m in ("bad", "good")]
     source.handle(events, T0)
-    records, _, _ = checkpoint_records(source, PART, T0)
+    records = source.round(PART, T0).records
     pipeline = Pipeline(RestoreBug(EngineSettings(), Limits()), Limits())
 
     pipeline.restore(PART, read_partition(records))
 
     assert pipeline.engine.models == ["good"]
-    assert pipeline.dirty == {PART: {"bad"}}
+    assert pipeline.ledger.dirty == {PART: {"bad"}}
     out = pipeline.handle([record(80, body("good", 80, 1.0))], T0)
     assert [(f.stage, f.model) for f in out.failures] == [("restore", "bad")]
 
@@ -235,13 +236,13 @@ def test_a_tick_that_raises_for_one_model_resets_it_and_checks_the_others() -> N
     pipeline = Pipeline(engine, Limits())
     pipeline.handle([record(0, body("good", 0, 1.0)), record(1, body("bad", 0, 1.0))], T0)
     engine._models["bad"].arrival.silence = None  # type: ignore[union-attr]  # corrupt it
-    pipeline.dirty.clear()
+    pipeline.ledger.dirty.clear()
 
     outs = [pipeline.tick(T0 + s * 1000) for s in (1, 2, 3)]
     assert [(f.stage, f.model) for f in outs[0].failures] == [("tick", "bad")]
     assert engine.models == ["good"]
     assert [a.model for o in outs for a in o.alerts] == ["good"], "the others still checked"
-    assert pipeline.dirty == {PART: {"bad", "good"}}
+    assert pipeline.ledger.dirty == {PART: {"bad", "good"}}
 
 
 def test_internal_errors_are_counted_and_logged_with_their_traceback(
