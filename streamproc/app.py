@@ -46,6 +46,10 @@ from streamproc.topics import CHECKPOINT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
+HANDOVER_SHARE = 3
+"""A revoked partitions' handover checkpoint may take this share of the session timeout: the
+rest is left for the group to finish the rebalance before it gives up on this member."""
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -515,12 +519,38 @@ class StreamprocApp:
         if checkpoint.invalid:
             self.hooks.on_invalid_checkpoint(len(checkpoint.invalid))
 
-    def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
-        """Forget revoked partitions at once (synchronously: nothing here can be cancelled
-        half-way). Whoever owns them next restores them from their last checkpoint."""
+    async def _on_revoked(self, sender: Any, *args: Any, **kwargs: Any) -> None:
+        """Hand revoked partitions over: checkpoint them, then forget them.
+
+        Faust calls this after it stopped the flow and flushed the producer, and the group
+        assigns nobody the partitions before every member returned from here. So the next
+        owner restores exactly where this process stopped, and re-processes nothing it
+        already sent: a rebalance (a worker joining or leaving) repeats no alert. If the
+        handover checkpoint fails or takes too long, the next owner starts from the
+        previous checkpoint and repeats that span (at least once, as after a crash). The
+        partitions are forgotten whatever happens, even when Faust cancels this.
+        """
         revoked = args[0] if args else kwargs.get("revoked", set())
         self._generation += 1
         partitions = {tp.partition for tp in revoked if tp.topic in self._kinds} & self.ledger.owned
-        for p in partitions:
-            self.pipeline.forget(p)
-        self.hooks.on_revoked(partitions)
+        try:
+            if partitions and not self._stopped:
+                await self._hand_over(sorted(partitions))
+        finally:
+            for p in partitions:
+                self.pipeline.forget(p)
+            self.hooks.on_revoked(partitions)
+
+    async def _hand_over(self, partitions: list[int]) -> None:
+        timeout = self.settings.worker.session_timeout_seconds / HANDOVER_SHARE
+        try:
+            written = await asyncio.wait_for(self.checkpoint(partitions), timeout)
+        except Exception as exc:  # TimeoutError included: the rebalance must go on
+            log.warning(
+                "handover checkpoint of partitions %s failed, their next owner repeats "
+                "what this process did since the previous one: %r",
+                partitions,
+                exc,
+            )
+            return
+        log.info("handover: partitions %s checkpointed (%d records)", partitions, written)

@@ -143,15 +143,18 @@ async def test_a_rebalance_during_a_batchs_sends_leaves_it_unacked() -> None:
     app.ledger.owned.add(0)
     revoked = {TP(TOPIC, 0)}
 
+    revoking: list[asyncio.Future[None]] = []
+
     def rebalance() -> None:
         consumer._new_epoch()
-        app._on_revoked(None, revoked)
+        revoking.append(asyncio.ensure_future(app._on_revoked(None, revoked)))
 
     app.dead_letter_topic.on_send = rebalance
     batch = fetched(consumer, range(0, 10))
     batch = FetchedBatch(batch.tp, [*batch.records, consumer_record(10, b"{bad")], batch.epoch, 0)
 
     assert not await app.take(consumer, batch)
+    await asyncio.gather(*revoking)
 
     assert 0 not in app.owned and "m" not in app.engine.models
     assert consumer._filter_committable_offsets([batch.tp]) == {}
