@@ -1,0 +1,262 @@
+"""What the pipeline records for checkpoints: offsets, skips after a restore, partitions.
+
+A checkpoint is only as right as this bookkeeping: an offset one too low re-applies an
+event (a doubled detector update), one too high loses it, and a model left on a revoked
+partition is checkpointed by two workers. Each test drives :class:`Pipeline` through its
+public methods and asserts the exact offsets and sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streamproc.checkpoints import ModelRecord, PartitionCheckpoint
+from streamproc.engine import Engine
+from streamproc.events import EventKind, Reason
+from streamproc.pipeline import Pipeline, Record
+from streamproc.settings import ArrivalSettings, EngineSettings, Limits, SilenceSettings
+
+T0 = 1_764_000_000_000
+SECOND = 1000
+
+
+def pipeline(limits: Limits | None = None, arrival: ArrivalSettings | None = None) -> Pipeline:
+    limits = limits or Limits()
+    return Pipeline(Engine(EngineSettings(), limits, arrival=arrival), limits)
+
+
+def feature(model: str, x: float, ts: int | None = T0) -> bytes:
+    body: dict[str, Any] = {"model": model, "features": {"f": x}}
+    if ts is not None:
+        body["ts"] = ts
+    return orjson.dumps(body)
+
+
+def outcome(model: str, error: float) -> bytes:
+    return orjson.dumps({"model": model, "ts": T0, "error": error})
+
+
+def rec(
+    offset: int, value: bytes | None, partition: int = 0, kind: EventKind = EventKind.FEATURE
+) -> Record:
+    topic = "features" if kind is EventKind.FEATURE else "outcomes"
+    return Record(topic, partition, offset, T0, b"k", value, kind)
+
+
+def test_offsets_are_the_next_record_per_partition_and_topic() -> None:
+    p = pipeline()
+    out = p.handle(
+        [
+            rec(7, feature("a", 1.0)),
+            rec(3, outcome("a", 0.5), kind=EventKind.OUTCOME),
+            rec(11, feature("b", 1.0), partition=2),
+        ],
+        T0,
+    )
+    assert p.offsets(0) == (8, 4)
+    assert p.offsets(2) == (12, 0)
+    assert p.offsets(5) == (0, 0)
+    assert out.positions == {("features", 0): 7, ("outcomes", 0): 3, ("features", 2): 11}
+    assert out.messages == 3
+    assert out.events == {"a": 2, "b": 1}
+    assert sorted(p.models_of(0)) == ["a"]
+    assert p.models_of(2) == ["b"]
+    assert p.dirty == {0: {"a"}, 2: {"b"}}
+
+
+def test_latency_is_counted_for_events_with_a_ts_only() -> None:
+    p = pipeline()
+    out = p.handle([rec(0, feature("a", 1.0, ts=T0 - 250)), rec(1, feature("a", 2.0, None))], T0)
+    assert out.latencies_ms == [250]
+
+
+def test_records_below_a_restored_watermark_are_skipped_and_later_ones_applied() -> None:
+    p = pipeline()
+    p.resume(0, (10, 4), {})
+    out = p.handle(
+        [
+            rec(9, feature("a", 1.0)),
+            rec(10, feature("a", 2.0)),
+            rec(3, outcome("a", 1.0), kind=EventKind.OUTCOME),
+            rec(4, outcome("a", 1.0), kind=EventKind.OUTCOME),
+        ],
+        T0,
+    )
+    assert out.events == {"a": 2}
+    assert p.offsets(0) == (11, 5)
+
+
+def test_resume_keeps_offsets_already_advanced_past_the_watermark() -> None:
+    p = pipeline()
+    p.handle([rec(20, feature("a", 1.0))], T0)
+    p.resume(0, (10, 4), {})
+    assert p.offsets(0) == (21, 4)
+
+
+def test_a_model_restored_ahead_of_the_watermark_skips_only_its_own_records() -> None:
+    """Its record was written after the watermark's round: records up to its own offsets
+    are already in its state, while other models of the partition apply them."""
+    p = pipeline()
+    p.resume(0, (10, 2), {"ahead": (15, 6), "level": (10, 2)})
+    assert p.partition_of == {"ahead": 0, "level": 0}
+    assert p.captured("ahead", (12, 2)) == (15, 6)
+    assert p.captured("ahead", (16, 1)) == (16, 6)
+    assert p.captured("level", (12, 3)) == (12, 3)
+    out = p.handle(
+        [
+            rec(14, feature("ahead", 1.0)),
+            rec(14, feature("level", 1.0)),
+            rec(15, feature("ahead", 1.0)),
+            rec(5, outcome("ahead", 1.0), kind=EventKind.OUTCOME),
+            rec(6, outcome("ahead", 1.0), kind=EventKind.OUTCOME),
+        ],
+        T0,
+    )
+    assert out.events == {"level": 1, "ahead": 2}
+    assert out.dead_letters == []
+
+
+def test_a_model_ahead_on_the_outcome_topic_only_is_skipped_there() -> None:
+    p = pipeline()
+    p.resume(0, (10, 2), {"m": (10, 5)})
+    assert p.captured("m", (10, 2)) == (10, 5)
+    out = p.handle(
+        [rec(10, feature("m", 1.0)), rec(4, outcome("m", 1.0), kind=EventKind.OUTCOME)], T0
+    )
+    assert out.events == {"m": 1}
+
+
+def test_covered_raises_the_skip_point_and_never_lowers_it() -> None:
+    p = pipeline()
+    p.covered(0, EventKind.FEATURE, 5)
+    p.covered(0, EventKind.FEATURE, 3)
+    p.covered(0, EventKind.OUTCOME, 2)
+    out = p.handle(
+        [
+            rec(4, feature("a", 1.0)),
+            rec(5, feature("a", 1.0)),
+            rec(1, outcome("a", 1.0), kind=EventKind.OUTCOME),
+            rec(2, outcome("a", 1.0), kind=EventKind.OUTCOME),
+        ],
+        T0,
+    )
+    assert out.events == {"a": 2}
+    assert p.offsets(0) == (6, 3)
+
+
+def test_forget_drops_the_partitions_models_and_offsets_only() -> None:
+    p = pipeline()
+    p.handle([rec(0, feature("a", 1.0)), rec(0, feature("b", 1.0), partition=1)], T0)
+    p.resume(1, (0, 0), {"c": (3, 3)})
+    assert sorted(p.forget(1)) == ["b", "c"]
+    assert p.engine.models == ["a"]
+    assert p.partition_of == {"a": 0}
+    assert p.offsets(1) == (0, 0)
+    assert p.captured("c", (1, 1)) == (1, 1), "its skip point went with it"
+    assert 1 not in p.dirty
+    assert p.offsets(0) == (1, 0)
+    assert p.dirty == {0: {"a"}}
+    again = p.handle([rec(0, feature("b", 2.0), partition=1)], T0)
+    assert again.events == {"b": 1}, "no skip point is left on the forgotten partition"
+
+
+def test_a_tick_marks_the_models_it_alerts_on_changed_and_evicts_idle_ones() -> None:
+    arrival = ArrivalSettings(silence=SilenceSettings(floor_seconds=10, ceiling_seconds=60))
+    p = pipeline(Limits(model_idle_seconds=600), arrival)
+    for i in range(5):
+        now = T0 + i * SECOND
+        p.handle([rec(i, feature("a", 1.0, now)), rec(i, feature("b", 1.0, now), 3)], now)
+    p.dirty.clear()
+    silent = p.tick(T0 + 80 * SECOND)
+    assert {a.model for a in silent.alerts} == {"a", "b"}
+    assert p.dirty == {0: {"a"}, 3: {"b"}}
+    p.handle([rec(5, feature("a", 1.0, T0 + 300 * SECOND))], T0 + 300 * SECOND)
+    p.dirty.clear()
+    gone = p.tick(T0 + 605 * SECOND)
+    assert gone.evicted == ["b"]
+    assert gone.alerts == [], "b was reported silent already"
+    assert p.evicted == {3: {"b"}}
+    assert p.partition_of == {"a": 0}
+    assert p.engine.models == ["a"]
+
+
+def test_an_evicted_model_is_not_left_dirty_on_its_partition() -> None:
+    p = pipeline(Limits(model_idle_seconds=60))
+    p.handle([rec(0, feature("a", 1.0)), rec(1, feature("b", 1.0))], T0)
+    p.handle([rec(2, feature("b", 1.0))], T0 + 40 * SECOND)
+    out = p.tick(T0 + 90 * SECOND)
+    assert out.evicted == ["a"]
+    assert p.dirty == {0: {"b"}}
+    assert p.evicted == {0: {"a"}}
+
+
+def test_a_checkpoint_restore_resumes_each_model_at_its_own_offsets() -> None:
+    source = pipeline()
+    source.handle([rec(i, feature(m, float(i % 3))) for i in range(30) for m in ("a", "b")], T0)
+    snapshot_a = source.engine.snapshot(["a"])
+    snapshot_b = source.engine.snapshot(["b"])
+    checkpoint = PartitionCheckpoint(
+        watermark=(20, 0),
+        models={
+            "a": ModelRecord("a", (20, 0), snapshot_a),
+            "b": ModelRecord("b", (30, 0), snapshot_b),
+        },
+    )
+    p = pipeline()
+    assert p.restore(0, checkpoint) == (20, 0)
+    assert sorted(p.engine.models) == ["a", "b"]
+    assert checkpoint.invalid == []
+    assert p.captured("b", (20, 0)) == (30, 0)
+    assert p.captured("a", (20, 0)) == (20, 0)
+    assert p.dirty == {}
+    assert p.models_of(0) == ["a", "b"]
+
+
+def test_a_record_whose_snapshot_holds_another_model_restores_nothing() -> None:
+    source = pipeline()
+    source.handle([rec(i, feature("a", 1.0)) for i in range(5)], T0)
+    checkpoint = PartitionCheckpoint(
+        watermark=(5, 0), models={"b": ModelRecord("b", (5, 0), source.engine.snapshot(["a"]))}
+    )
+    p = pipeline()
+    assert p.restore(0, checkpoint) == (5, 0)
+    assert p.engine.models == []
+    [invalid] = checkpoint.invalid
+    assert (invalid.key, invalid.model) == ("m/b", "b")
+    assert "other models" in invalid.reason
+    assert p.dirty == {0: {"b"}}
+
+
+def test_a_fresh_partition_restores_from_zero() -> None:
+    p = pipeline()
+    assert p.restore(4, PartitionCheckpoint()) == (0, 0)
+    assert p.offsets(4) == (0, 0)
+
+
+class Unencodable(Engine):
+    def snapshot(self, models: Any = None) -> bytes:
+        raise ValueError("cannot encode")
+
+
+def test_a_snapshot_that_raises_resets_its_model_and_is_reported_once() -> None:
+    p = Pipeline(Unencodable(EngineSettings(), Limits()), Limits())
+    p.handle([rec(0, feature("a", 1.0), partition=2)], T0)
+    p.dirty.clear()
+    assert p.snapshot("a", 2) is None
+    assert p.engine.models == []
+    assert p.dirty == {2: {"a"}}
+    first = p.handle([], T0)
+    assert [(f.stage, f.model, str(f.error)) for f in first.failures] == [
+        ("snapshot", "a", "cannot encode")
+    ]
+    assert p.handle([], T0).failures == []
+
+
+def test_a_record_without_a_value_is_one_dead_letter_with_empty_bytes() -> None:
+    out = pipeline().handle([rec(0, None)], T0)
+    [letter] = out.dead_letters
+    assert letter.value == b""
+    assert letter.rejection.index is None
+    assert letter.rejection.reason is not Reason.INTERNAL_ERROR
