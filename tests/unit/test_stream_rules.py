@@ -7,10 +7,19 @@ branch in the core changes the answer.
 
 from __future__ import annotations
 
+import random
+
+import orjson
+import pytest
+
+from streamproc.alerts import StreamId
+from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
-from streamproc.events import FeatureEvent, OutcomeEvent
-from streamproc.settings import EngineSettings, Limits
+from streamproc.errors import StateError
+from streamproc.events import FeatureEvent, OutcomeEvent, Reason
+from streamproc.settings import EngineSettings, Limits, StreamPolicy
+from streamproc.streams import Stream, default_factory
 
 T0 = 1_764_000_000_000
 
@@ -30,3 +39,208 @@ def test_stream_counts_count_every_stream_by_kind() -> None:
     assert counts[StreamKind.CORRECTNESS] == 1
     assert set(counts) == set(StreamKind)
     assert sum(counts.values()) == 9
+
+
+# -- Stream.restore: every field checked against its documented range -------------------
+
+
+def policy(**changes: object) -> StreamPolicy:
+    """The default policy of a value stream (spread tests on), with ``changes``."""
+    default = EngineSettings().policy("m", StreamKind.VALUE, "x")
+    return default.model_copy(update={"cooldown_events": 50, "warmup": 20, **changes})
+
+
+def value_stream(cooldown: int = 50) -> Stream:
+    return Stream(
+        StreamId("m", StreamKind.VALUE, "x"), policy(cooldown_events=cooldown), default_factory
+    )
+
+
+def warmed(n: int = 700) -> Stream:
+    stream = value_stream()
+    rng = random.Random(7)
+    for _ in range(n):
+        stream.update(rng.gauss(10.0, 2.0), None, 0, 0)
+    return stream
+
+
+WHERE = "stream m/value/x"
+NUMBER_BOUNDS = {
+    "spread_up": (0.0, 1e4, "[0, 10000]"),
+    "spread_down": (0.0, 1e4, "[0, 10000]"),
+    "recent_sq": (0.0, 16.0, "[0, 16]"),
+    "spread_acc": (0.0, 5.12e15, "[0, 5.12e+15]"),
+    "previous": (-4e200, 4e200, "[-4e+200, 4e+200]"),
+    "spread_ref": (1e-12, 1e13, "[1e-12, 1e+13]"),
+    "spread_sq": (0.0, 8192.0, "[0, 8192]"),
+    "spread_tail": (1.0, 1360.0, "[1, 1360]"),
+    "warm_mean": (-2e100, 2e100, "[-2e+100, 2e+100]"),
+    "offset": (-2e100, 2e100, "[-2e+100, 2e+100]"),
+    "scale": (1e-100, 4e100, "[1e-100, 4e+100]"),
+    "ref_mean": (-2e100, 2e100, "[-2e+100, 2e+100]"),
+    "recent": (-2e100, 2e100, "[-2e+100, 2e+100]"),
+}
+
+
+def outside(low: float, high: float) -> list[float]:
+    below = low - abs(low) * 0.5 if low else -1.0
+    return [below, high * 1.5 if high > 0 else high + 1.0]
+
+
+@pytest.mark.parametrize("name", NUMBER_BOUNDS)
+def test_a_restored_number_outside_its_range_is_refused_naming_it(name: str) -> None:
+    low, high, shown = NUMBER_BOUNDS[name]
+    good = warmed().to_state()
+    for bad in outside(low, high):
+        stream = warmed()
+        before = stream.to_state()
+        with pytest.raises(StateError) as caught:
+            stream.restore({**good, name: bad})
+        assert str(caught.value).startswith(f"{WHERE}: {name}: expected a number in {shown}")
+        assert stream.to_state() == before, "a refused state leaves the stream unchanged"
+
+
+@pytest.mark.parametrize("name", NUMBER_BOUNDS)
+def test_a_restored_number_at_either_end_of_its_range_is_accepted(name: str) -> None:
+    low, high, _ = NUMBER_BOUNDS[name]
+    good = warmed().to_state()
+    for edge in (low, high):
+        stream = value_stream()
+        stream.restore({**good, name: edge})
+        assert stream.to_state()[name] == edge
+
+
+@pytest.mark.parametrize("name", ["n", "quiet_until", "warm_n", "ref_n", "spread_n"])
+def test_a_restored_count_must_be_a_non_negative_integer(name: str) -> None:
+    good = warmed().to_state()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(StateError, match=f"^{WHERE}: {name}: expected a non-negative"):
+            value_stream().restore({**good, name: bad})
+
+
+def test_warm_up_and_reference_counts_cannot_exceed_the_stream_length() -> None:
+    good = warmed(700).to_state()
+    value_stream().restore({**good, "warm_n": 700, "ref_n": 700})
+    for name in ("warm_n", "ref_n"):
+        with pytest.raises(StateError, match=f"^{WHERE}: warm_n .* or ref_n .* exceeds n 700"):
+            value_stream().restore({**good, name: 701})
+
+
+def test_the_warm_up_sum_of_squares_is_non_negative_and_detectors_a_list() -> None:
+    good = warmed().to_state()
+    value_stream().restore({**good, "warm_m2": 0.0})
+    with pytest.raises(StateError, match=f"^{WHERE}: warm_m2: expected a number in \\[0,"):
+        value_stream().restore({**good, "warm_m2": -0.5})
+    with pytest.raises(StateError, match=f"^{WHERE}: detectors must be a list$"):
+        value_stream().restore({**good, "detectors": {}})
+    with pytest.raises(StateError, match=f"^{WHERE}: detector"):
+        value_stream().restore({**good, "detectors": [{"v": 1}]})
+
+
+def test_a_restored_cooldown_is_cut_to_the_configured_length_and_learning_to_its_end() -> None:
+    good = warmed(700).to_state()
+    stream = value_stream(cooldown=50)
+    stream.restore({**good, "quiet_until": 10**9, "spread_n": 10**6})
+    assert stream.quiet_until == 750
+    assert stream.spread_n == 32
+    stream.restore({**good, "quiet_until": 730, "spread_n": 5})
+    assert stream.quiet_until == 730
+    assert stream.spread_n == 5
+
+
+def test_a_restored_stream_continues_exactly_and_keeps_only_detectors_it_has() -> None:
+    original = warmed(700)
+    state = original.to_state()
+    twin = value_stream()
+    twin.restore({**state, "detectors": [*state["detectors"], state["detectors"][0]]})
+    assert twin.to_state() == state
+    rng = random.Random(3)
+    values = [rng.gauss(14.0, 6.0) for _ in range(1500)]
+    expected = [a for x in values for a in original.update(x, None, 0, 0)]
+    got = [a for x in values for a in twin.update(x, None, 0, 0)]
+    assert got == expected
+    assert expected, "the shift is detected, so the detectors' state mattered"
+    assert twin.to_state() == original.to_state()
+
+
+def test_a_detector_whose_configuration_changed_starts_afresh() -> None:
+    state = warmed(700).to_state()
+    other = DetectorSpec(type="adwin", params={"delta": 0.1})
+    changed = policy(detectors=(other,))
+    stream = Stream(StreamId("m", StreamKind.VALUE, "x"), changed, default_factory)
+    fresh = stream.to_state()["detectors"]
+    stream.restore(state)
+    assert stream.to_state()["detectors"] == fresh
+    assert stream.n == 700
+
+
+# -- Engine: limits, idleness, old snapshots ----------------------------------------------
+
+
+def test_the_stream_limit_admits_a_model_exactly_up_to_it_and_names_the_overflow() -> None:
+    e = Engine(EngineSettings(), Limits(max_streams_per_model=3))
+    assert e.process(FeatureEvent("m", {"a": 1.0, "b": 1.0}, T0), T0).rejection is None
+    full = e.process(FeatureEvent("m", {"a": 1.0, "c": 1.0}, T0), T0)
+    assert full.rejection is None, "a third feature reaches the limit, not over it"
+    over = e.process(FeatureEvent("m", {"d": 1.0, "e": 1.0}, T0), T0).rejection
+    assert over is not None
+    assert over.reason is Reason.TOO_MANY_STREAMS
+    assert over.model == "m"
+    assert over.message == (
+        "features: model 'm' tracks 3 features and this event adds 2 more, "
+        "over limits.max_streams_per_model=3"
+    )
+    assert e.process(FeatureEvent("m", {"a": 2.0, "c": None}, T0), T0).rejection is None
+
+
+def test_the_model_limit_names_the_model_refused() -> None:
+    e = Engine(EngineSettings(), Limits(max_models=1))
+    e.process(FeatureEvent("a", {"x": 1.0}, T0), T0)
+    refused = e.process(FeatureEvent("b", {"x": 1.0}, T0), T0).rejection
+    assert refused is not None
+    assert refused.reason is Reason.TOO_MANY_MODELS
+    assert refused.model == "b"
+    assert refused.message == (
+        "model: 'b' would be a new model, but this worker already tracks limits.max_models=1"
+    )
+
+
+def test_a_model_is_idle_only_after_more_than_the_idle_time() -> None:
+    e = Engine(EngineSettings(), Limits(model_idle_seconds=60))
+    e.process(FeatureEvent("m", {"x": 1.0}, T0), T0)
+    assert e.evict_idle(T0 + 60_000).models == []
+    assert e.models == ["m"]
+    assert e.evict_idle(T0 + 60_001).models == ["m"]
+    assert e.models == []
+
+
+def test_a_restored_model_is_idle_from_the_first_check_after_the_restore() -> None:
+    source = Engine(EngineSettings(), Limits(model_idle_seconds=60))
+    source.process(FeatureEvent("m", {"x": 1.0}, T0), T0)
+    e = Engine(EngineSettings(), Limits(model_idle_seconds=60))
+    e.restore(source.snapshot())
+    later = T0 + 10**9
+    assert e.evict_idle(later).models == []
+    assert e.evict_idle(later + 60_000).models == []
+    assert e.evict_idle(later + 60_001).models == ["m"]
+
+
+def test_streams_of_named_models_skip_unknown_names() -> None:
+    e = Engine(EngineSettings(), Limits())
+    e.process(FeatureEvent("a", {"x": 1.0}, T0), T0)
+    e.process(FeatureEvent("b", {"y": 1.0}, T0), T0)
+    assert [(s.id.model, s.id.kind, s.id.name) for s in e.streams(["nope", "b"])] == [
+        ("b", StreamKind.MISSING_RATE, "y"),
+        ("b", StreamKind.VALUE, "y"),
+    ]
+
+
+def test_a_version_1_record_gets_the_later_fields_as_null_and_a_malformed_one_is_refused() -> None:
+    v1 = orjson.dumps({"version": 1, "models": {"ok": [{}, None, {}, None], "bad": 7}})
+    e = Engine(EngineSettings(), Limits())
+    restored = e.restore(v1)
+    assert restored.models == ("ok",)
+    [(model, reason)] = [(r.model, r.reason) for r in restored.rejected]
+    assert model == "bad"
+    assert reason.startswith("model 'bad': expected a mapping with keys features, prediction")
+    assert e.models == ["ok"]
