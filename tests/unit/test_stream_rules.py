@@ -7,12 +7,13 @@ branch in the core changes the answer.
 
 from __future__ import annotations
 
+import math
 import random
 
 import orjson
 import pytest
 
-from streamproc.alerts import StreamId
+from streamproc.alerts import Alert, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -244,3 +245,114 @@ def test_a_version_1_record_gets_the_later_fields_as_null_and_a_malformed_one_is
     assert model == "bad"
     assert reason.startswith("model 'bad': expected a mapping with keys features, prediction")
     assert e.models == ["ok"]
+
+
+# -- Spread alerts: contents, severity rule, reset and cooldown ----------------------------
+
+SID = StreamId("m", StreamKind.VALUE, "x")
+
+
+def spread_run(sd_after: float, seed: int, cooldown: int = 0) -> tuple[Stream, list[Alert]]:
+    """A unit Gaussian whose standard deviation becomes ``sd_after`` at event 1,000."""
+    stream = Stream(SID, policy(cooldown_events=cooldown, warmup=100), default_factory)
+    rng = random.Random(seed)
+    alerts: list[Alert] = []
+    for i in range(3000):
+        x = rng.gauss(0.0, 1.0 if i < 1000 else sd_after)
+        alerts += [
+            a for a in stream.update(x, f"e{i}", i, 10 * i) if a.detector["type"] == "spread"
+        ]
+    return stream, alerts
+
+
+def test_spread_alerts_are_critical_from_a_doubling_or_halving_of_the_sd() -> None:
+    seen = set()
+    for sd_after in (4.0, 1.6, 0.6, 0.1):
+        for seed in range(5):
+            _, alerts = spread_run(sd_after, seed)
+            for alert in alerts:
+                ratio = alert.change.magnitude
+                assert ratio is not None
+                critical = ratio >= 2.0 or ratio <= 0.5
+                assert alert.severity is (Severity.CRITICAL if critical else Severity.WARNING)
+                assert alert.change.direction == ("up" if sd_after > 1 else "down")
+                seen.add((alert.change.direction, alert.severity))
+    assert seen == {(d, s) for d in ("up", "down") for s in (Severity.CRITICAL, Severity.WARNING)}
+
+
+def test_a_spread_alert_says_where_and_what_and_restarts_the_spread_tests() -> None:
+    _, alerts = spread_run(4.0, 1, cooldown=70)
+    alert = alerts[0]
+    n = alert.events_seen
+    assert alert.alert_id == alert_id(SID, 2, "spread", n), "indexed after the 2 detectors"
+    assert (alert.event_id, alert.event_ts, alert.detected_at) == (f"e{n - 1}", n - 1, 10 * (n - 1))
+    assert alert.stream == SID
+    params = alert.detector["params"]
+    assert set(params) == {"up_ratio", "down_ratio", "threshold", "std_before", "std_after"}
+    assert (params["up_ratio"], params["down_ratio"]) == (2.0, 0.5)
+    threshold = policy().spread_threshold
+    assert threshold is not None
+    assert threshold <= params["threshold"] <= 1360 * threshold
+    change = alert.change
+    assert change.scale == params["std_before"]
+    assert change.magnitude == params["std_after"] / params["std_before"]
+    assert change.mean_before == change.mean_after
+    assert change.window is None
+
+
+def test_after_a_spread_alert_the_reference_is_learnt_afresh_under_the_cooldown() -> None:
+    stream = Stream(SID, policy(cooldown_events=70, warmup=100), default_factory)
+    rng = random.Random(1)
+    values = [rng.gauss(0.0, 1.0 if i < 1000 else 4.0) for i in range(3000)]
+    found: list[Alert] = []
+    for i, x in enumerate(values):
+        found = [a for a in stream.update(x, None, i, i) if a.detector["type"] == "spread"]
+        if found:
+            break
+    [alert] = found
+    first = alert.events_seen
+    state = stream.to_state()
+    before = alert.detector["params"]["std_before"]
+    assert state["scale"] is not None
+    assert math.isclose(before, state["scale"] * math.sqrt(state["spread_ref"]))
+    assert (state["spread_up"], state["spread_down"]) == (0.0, 0.0)
+    assert (state["recent_sq"], state["spread_n"], state["spread_sq"]) == (1.0, 0, 0.0)
+    assert state["quiet_until"] == first + 70
+
+
+def test_a_spread_change_inside_a_cooldown_is_not_reported_but_still_resets_the_tests() -> None:
+    _, alerts = spread_run(4.0, 1)
+    at = alerts[0].events_seen
+    stream = Stream(SID, policy(cooldown_events=5000, warmup=100), default_factory)
+    rng = random.Random(1)
+    values = [rng.gauss(0.0, 1.0 if i < 1000 else 4.0) for i in range(3000)]
+    for i in range(at - 1):
+        stream.update(values[i], None, i, i)
+    stream.restore({**stream.to_state(), "quiet_until": at + 100})
+    assert [a for a in stream.update(values[at - 1], None, 0, 0)] == []
+    state = stream.to_state()
+    assert state["spread_n"] == 0, "the change was seen: the spread is learnt afresh"
+    assert state["quiet_until"] == at + 100, "a held-back alert does not extend the cooldown"
+
+
+# -- Gauges: a stream's estimate, the engine's drifting streams ----------------------------
+
+
+def test_the_estimate_is_the_recent_mean_and_the_first_windowed_detectors_width() -> None:
+    stream = value_stream()
+    assert stream.estimate() == (0.0, 0), "nothing seen yet"
+    for x in (4.0, 6.0, 8.0):
+        stream.update(x, None, 0, 0)
+    recent, width = stream.estimate()
+    alpha = 2.0 / 51
+    assert recent == pytest.approx(4.0 + alpha * 2.0 + alpha * (8.0 - (4.0 + alpha * 2.0)))
+    assert width == 0, "ADWIN reads standardized values: none before the warm-up's end"
+    for x in range(22):
+        stream.update(float(x % 5), None, 0, 0)
+    assert stream.estimate()[1] == 5, "ADWIN's window: the 5 values after the warm-up"
+    unwindowed = Stream(
+        SID, policy(detectors=(DetectorSpec(type="page_hinkley"),)), default_factory
+    )
+    for x in (-3.0, -3.0):
+        unwindowed.update(x, None, 0, 0)
+    assert unwindowed.estimate() == (-3.0, 2), "no window: the stream's length"
