@@ -260,3 +260,33 @@ def test_a_record_without_a_value_is_one_dead_letter_with_empty_bytes() -> None:
     assert letter.value == b""
     assert letter.rejection.index is None
     assert letter.rejection.reason is not Reason.INTERNAL_ERROR
+
+
+def test_an_elements_letter_keeps_a_key_up_to_four_bytes_per_name_character() -> None:
+    limits = Limits(max_name_length=10)
+    message = orjson.dumps([{"model": 1}, {"model": 2}])
+    p = pipeline(limits)
+    for key, kept in ((b"k" * 40, True), (b"k" * 41, False)):
+        out = p.handle([Record("features", 0, 0, T0, key, message, EventKind.FEATURE)], T0)
+        assert [d.key for d in out.dead_letters] == [key if kept else None] * 2
+        assert [d.rejection.index for d in out.dead_letters] == [0, 1]
+
+
+def test_a_letters_headers_say_why_and_where_from() -> None:
+    message = orjson.dumps([{"model": "a", "features": {"f": 1.0}, "ts": T0}, 7])
+    whole, element = (
+        pipeline().handle([rec(12, b"{"), rec(13, message, partition=4)], T0).dead_letters
+    )
+    assert whole.headers() == [
+        ("streamproc.reason", b"invalid_json"),
+        ("streamproc.message", whole.rejection.message.encode()),
+        ("streamproc.source.topic", b"features"),
+        ("streamproc.source.partition", b"0"),
+        ("streamproc.source.offset", b"12"),
+    ]
+    assert element.headers()[3:] == [
+        ("streamproc.source.partition", b"4"),
+        ("streamproc.source.offset", b"13"),
+        ("streamproc.source.index", b"1"),
+    ]
+    assert element.value == b"7"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import orjson
 import pytest
 
+from streamproc import spread
 from streamproc.alerts import Alert, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
@@ -356,3 +358,103 @@ def test_the_estimate_is_the_recent_mean_and_the_first_windowed_detectors_width(
     for x in (-3.0, -3.0):
         unwindowed.update(x, None, 0, 0)
     assert unwindowed.estimate() == (-3.0, 2), "no window: the stream's length"
+
+
+# -- The spread tests, step by step against the algorithm docs/detectors.md describes ------
+
+
+class SpreadModel:
+    """streamproc.spread's batch CUSUMs written out plainly, on the warm-up's standardized
+    values: the stream's spread statistics must equal these after every event."""
+
+    def __init__(self, offset: float, scale: float, h: float) -> None:
+        self.offset, self.scale, self.h = offset, scale, h
+        self.up = self.down = self.sq = self.acc = self.previous = 0.0
+        self.recent_sq = self.ref = self.tail = 1.0
+        self.k = self.seen = 0
+
+    def update(self, x: float) -> bool:
+        xs = (x - self.offset) / self.scale
+        d = xs - self.previous
+        self.previous = xs
+        self.acc += min(d * d, 2.0 * spread.CAP * self.ref)
+        self.seen += 1
+        return self.seen % spread.BATCH == 0 and self.batch()
+
+    def batch(self) -> bool:
+        m = 0.5 * self.acc / (self.ref * spread.BATCH)
+        self.acc = 0.0
+        if self.k < spread.LEARN_BATCHES:
+            self.ref = clamp_ref(self.ref + self.ref * (m - 1.0) / (self.k + 1))
+            if self.k >= spread.SETTLE_BATCHES:
+                self.sq += m * m
+            self.k += 1
+            if self.k == spread.LEARN_BATCHES:
+                self.tail = spread.tail_factor(self.sq / 24)
+                self.sq = 0.0
+            return False
+        self.recent_sq += 0.4 * (m - self.recent_sq)
+        self.up = max(0.0, self.up + spread.BATCH * (0.25 * m - 0.5 * math.log(2.0)))
+        self.down = max(0.0, self.down + spread.BATCH * (-0.5 * m - 0.5 * math.log(0.5)))
+        h = self.h * self.tail
+        if self.up > h or self.down > h:
+            self.up = self.down = self.sq = 0.0
+            self.recent_sq, self.k = 1.0, 0
+            return True
+        if self.up < 0.5 * h and self.down < 0.5 * h:
+            self.ref = clamp_ref(self.ref + self.ref * (m - 1.0) * spread.BATCH / 5000)
+        return False
+
+    def state(self) -> dict[str, float]:
+        return {
+            "spread_up": self.up,
+            "spread_down": self.down,
+            "recent_sq": self.recent_sq,
+            "previous": self.previous,
+            "spread_n": self.k,
+            "spread_ref": self.ref,
+            "spread_sq": self.sq,
+            "spread_tail": self.tail,
+            "spread_acc": self.acc,
+        }
+
+
+def clamp_ref(ref: float) -> float:
+    return min(max(ref, 1e-12), 1e13)
+
+
+@pytest.mark.parametrize(
+    ("sd_after", "tails", "seed"), [(3.0, False, 1), (0.4, False, 2), (1.0, True, 3)]
+)
+def test_the_spread_statistics_follow_the_batch_cusum_exactly(
+    sd_after: float, tails: bool, seed: int
+) -> None:
+    stream = Stream(SID, policy(cooldown_events=0, warmup=100), default_factory)
+    rng = random.Random(seed)
+
+    def draw(i: int) -> float:
+        if tails and rng.random() < 0.02:
+            return rng.gauss(5.0, 40.0)  # outliers beyond the cap
+        return rng.gauss(5.0, 2.0 if i < 1500 else 2.0 * sd_after)
+
+    for i in range(100):
+        stream.update(draw(i), None, i, i)
+    warm = stream.to_state()
+    assert warm["scale"] is not None and stream.n == warm["warm_n"] == 100
+    h = policy().spread_threshold
+    assert h is not None
+    model = SpreadModel(warm["offset"], warm["scale"], h)
+    fired = []
+    for i in range(100, 4000):
+        x = draw(i)
+        alerts = stream.update(x, None, i, i)
+        if model.update(x):
+            fired.append(i)
+        spread_alerts = [a for a in alerts if a.detector["type"] == "spread"]
+        assert len(spread_alerts) == (fired[-1:] == [i])
+        state: dict[str, Any] = dict(stream.to_state())
+        assert {k: state[k] for k in model.state()} == model.state(), f"event {i}"
+    if tails:
+        assert model.tail > 1.0, "outliers widen the threshold"
+    else:
+        assert fired, "the change of spread is found"
