@@ -14,9 +14,10 @@ import orjson
 
 from streamproc.checkpoints import ModelRecord, PartitionCheckpoint
 from streamproc.engine import Engine
-from streamproc.events import EventKind, Reason
+from streamproc.events import EventKind, FeatureEvent, Reason
 from streamproc.pipeline import Pipeline, Record
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, SilenceSettings
+from streamproc.settings.labels import LabelSettings
 
 T0 = 1_764_000_000_000
 SECOND = 1000
@@ -290,3 +291,103 @@ def test_a_letters_headers_say_why_and_where_from() -> None:
         ("streamproc.source.index", b"1"),
     ]
     assert element.value == b"7"
+
+
+# -- more bookkeeping edges: forgetting, restoring, ticking, expired labels ---------------
+
+
+def test_forgetting_clears_both_topics_and_evictions_and_tolerates_an_unknown_partition() -> None:
+    p = pipeline(Limits(model_idle_seconds=60))
+    p.handle([rec(0, feature("old", 1.0), partition=1)], T0)
+    p.tick(T0 + 61 * SECOND)
+    assert p.evicted == {1: {"old"}}
+    p.resume(1, (5, 5), {"c": (7, 7)})
+    p.handle(
+        [rec(6, feature("b", 1.0), partition=1), rec(6, outcome("b", 1.0), 1, EventKind.OUTCOME)],
+        T0,
+    )
+    assert p.offsets(1) == (7, 7)
+    assert sorted(p.forget(1)) == ["b", "c"]
+    assert (p.offsets(1), p.evicted, p.dirty) == ((0, 0), {}, {})
+    assert p.forget(9) == []
+    again = p.handle(
+        [rec(0, feature("b", 2.0), partition=1), rec(0, outcome("b", 1.0), 1, EventKind.OUTCOME)],
+        T0,
+    )
+    assert again.events == {"b": 2}, "no skip point is left on either topic"
+
+
+def test_covered_from_zero_skips_nothing() -> None:
+    p = pipeline()
+    p.covered(0, EventKind.FEATURE, 0)
+    assert p.handle([rec(0, feature("a", 1.0))], T0).events == {"a": 1}
+
+
+def test_a_model_at_the_watermark_has_no_skip_point_of_its_own() -> None:
+    p = pipeline()
+    p.resume(0, (10, 2), {"level": (10, 2), "ahead": (10, 3)})
+    assert p.captured("level", (3, 1)) == (3, 1)
+    assert p.captured("ahead", (3, 1)) == (10, 3)
+
+
+def test_an_evicted_model_loses_its_skip_point_and_comes_back_afresh() -> None:
+    p = pipeline(Limits(model_idle_seconds=60))
+    p.resume(0, (0, 0), {"m": (50, 0)})
+    p.engine.process(FeatureEvent("m", {"f": 1.0}, T0), T0)
+    p.engine.process(FeatureEvent("stray", {"f": 1.0}, T0), T0)
+    assert sorted(p.tick(T0 + 61 * SECOND).evicted) == ["m", "stray"]
+    assert p.captured("m", (1, 0)) == (1, 0)
+    assert p.evicted == {0: {"m"}}, "a model the pipeline never placed has no record to drop"
+    assert p.handle([rec(1, feature("m", 1.0))], T0).events == {"m": 1}
+
+
+def test_a_record_with_invalid_fields_is_listed_with_the_engines_reason() -> None:
+    bad = orjson.dumps({"version": 2, "models": {"b": 7}})
+    checkpoint = PartitionCheckpoint(watermark=(5, 0), models={"b": ModelRecord("b", (5, 0), bad)})
+    p = pipeline()
+    p.restore(0, checkpoint)
+    [invalid] = checkpoint.invalid
+    assert (invalid.key, invalid.model) == ("m/b", "b")
+    assert invalid.reason.startswith("model 'b': expected a mapping with keys features")
+
+
+class Buggy(Engine):
+    """An engine with bugs in restore and tick (not validation errors)."""
+
+    def restore(self, data: bytes, only: Any = None) -> Any:
+        raise RuntimeError("restore bug")
+
+    def tick(self, now_ms: int, failed: list[tuple[str, Exception]] | None = None) -> Any:
+        if failed is not None:
+            failed.append(("m", KeyError("one model")))
+        raise RuntimeError("tick bug")
+
+
+def test_bugs_in_restore_and_tick_are_reported_with_their_exceptions() -> None:
+    p = Pipeline(Buggy(EngineSettings(), Limits()), Limits())
+    p.handle([rec(0, feature("m", 1.0), partition=2)], T0)
+    checkpoint = PartitionCheckpoint(models={"r": ModelRecord("r", (0, 0), b"{}")})
+    p.restore(2, checkpoint)
+    out = p.tick(T0)
+    assert [(f.stage, f.model, repr(f.error)) for f in out.failures] == [
+        ("restore", "r", "RuntimeError('restore bug')"),
+        ("tick", None, "RuntimeError('tick bug')"),
+        ("tick", "m", "KeyError('one model')"),
+    ]
+    assert p.engine.models == []
+    assert p.dirty == {2: {"m", "r"}}
+
+
+def test_an_expired_labels_letter_names_its_own_record() -> None:
+    for outcome_topic, topic in ((None, "features"), ("labels-in", "labels-in")):
+        limits = Limits()
+        engine = Engine(EngineSettings(), limits, labels=LabelSettings(ttl_seconds=10))
+        p = Pipeline(engine, limits, outcome_topic=outcome_topic)
+        label = {"model": "m", "id": "lost", "y_true": 1, "ts": T0}
+        p.handle([Record("o", 3, 40, T0 + 7, b"k1", orjson.dumps(label), EventKind.OUTCOME)], T0)
+        later = feature("m", 1.0, T0 + 10_001)
+        advance = Record("features", 3, 9, T0 + 8, b"k2", later, EventKind.FEATURE)
+        [dead] = p.handle([advance], T0).dead_letters
+        assert dead.record == Record(topic, 3, 40, T0, b"k2", None, EventKind.OUTCOME)
+        assert (dead.rejection.model, dead.key) == ("m", b"m")
+        assert orjson.loads(dead.value) == label

@@ -42,6 +42,7 @@ def test_stream_counts_count_every_stream_by_kind() -> None:
     assert counts[StreamKind.CORRECTNESS] == 1
     assert set(counts) == set(StreamKind)
     assert sum(counts.values()) == 9
+    assert e.drifting() == {}, "models without alerts have no streams in drift"
 
 
 # -- Stream.restore: every field checked against its documented range -------------------
