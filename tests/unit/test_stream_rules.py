@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from streamproc import spread
-from streamproc.alerts import Alert, Severity, StreamId, alert_id
+from streamproc.alerts import Alert, Severity, Status, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -229,6 +229,34 @@ def test_a_restored_model_is_idle_from_the_first_check_after_the_restore() -> No
     assert e.evict_idle(later + 60_001).models == ["m"]
 
 
+class Spike:
+    """Fires on every value above 50: detections exactly where a test puts them."""
+
+    drift_detected = False
+
+    def update(self, x: float) -> None:
+        self.drift_detected = x > 50.0
+
+
+def test_evicting_idle_models_resolves_the_active_alerts_of_each() -> None:
+    settings = EngineSettings(
+        standardize=False,
+        warmup=2,
+        detectors={"value": [{"type": "adwin"}]},  # type: ignore[arg-type]
+    )
+    e = Engine(settings, Limits(model_idle_seconds=60), lambda spec, std: Spike())
+    fired = []
+    for model in ("a", "b"):
+        for i, x in enumerate((0.0, 0.0, 0.0, 100.0)):
+            fired += e.process(FeatureEvent(model, {"x": x}, T0 + i, f"{model}{i}"), T0).alerts
+    assert [a.model for a in fired] == ["a", "b"]
+    evicted = e.evict_idle(T0 + 60_001)
+    assert sorted(evicted.models) == ["a", "b"]
+    assert sorted((a.alert_id, a.status) for a in evicted.alerts) == sorted(
+        (a.alert_id, Status.RESOLVED) for a in fired
+    )
+
+
 def test_streams_of_named_models_skip_unknown_names() -> None:
     e = Engine(EngineSettings(), Limits())
     e.process(FeatureEvent("a", {"x": 1.0}, T0), T0)
@@ -336,6 +364,20 @@ def test_a_spread_change_inside_a_cooldown_is_not_reported_but_still_resets_the_
     state = stream.to_state()
     assert state["spread_n"] == 0, "the change was seen: the spread is learnt afresh"
     assert state["quiet_until"] == at + 100, "a held-back alert does not extend the cooldown"
+
+
+def test_a_spread_alert_is_allowed_again_exactly_at_the_end_of_a_cooldown() -> None:
+    _, alerts = spread_run(4.0, 1)
+    at = alerts[0].events_seen
+    stream = Stream(SID, policy(cooldown_events=5000, warmup=100), default_factory)
+    rng = random.Random(1)
+    values = [rng.gauss(0.0, 1.0 if i < 1000 else 4.0) for i in range(3000)]
+    for i in range(at - 1):
+        stream.update(values[i], None, i, i)
+    stream.restore({**stream.to_state(), "quiet_until": at})
+    [alert] = stream.update(values[at - 1], None, 0, 0)
+    assert alert.detector["type"] == "spread" and alert.events_seen == at
+    assert stream.quiet_until == at + 5000
 
 
 # -- Gauges: a stream's estimate, the engine's drifting streams ----------------------------
