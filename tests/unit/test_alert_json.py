@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc import change as change_rules
 from streamproc.alerts import (
     SCHEMA_VERSION,
     Alert,
@@ -146,19 +145,3 @@ def test_an_unknown_enum_value_is_refused(key: str, value: str) -> None:
     where[last] = value
     with pytest.raises(ValueError, match=value):
         from_dict(body)
-
-
-# -- change.summarize / change.severity on a change of unknown size ------------------------
-
-RATE = StreamId("churn", StreamKind.MISSING_RATE, "age")
-
-
-@pytest.mark.parametrize("sid", [AGE, RATE], ids=["value", "rate"])
-@pytest.mark.parametrize(("before", "after"), [(None, 0.3), (0.3, None), (None, None)])
-def test_a_change_with_a_mean_unknown_has_no_direction_or_size_and_is_a_warning(
-    sid: StreamId, before: float | None, after: float | None
-) -> None:
-    change = change_rules.summarize(sid, before, after, 2.0, 7)
-    assert (change.mean_before, change.mean_after) == (before, after)
-    assert (change.direction, change.magnitude, change.window) == ("none", None, 7)
-    assert change_rules.severity(sid, change) is Severity.WARNING

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc import change as change_rules
 from streamproc import spread
 from streamproc.alerts import Alert, Severity, Status, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
@@ -501,3 +502,20 @@ def test_the_spread_statistics_follow_the_batch_cusum_exactly(
         assert model.tail > 1.0, "outliers widen the threshold"
     else:
         assert fired, "the change of spread is found"
+
+
+# -- change.summarize / change.severity on a change of unknown size ------------------------
+
+AGE = StreamId("churn", StreamKind.VALUE, "age")
+RATE = StreamId("churn", StreamKind.MISSING_RATE, "age")
+
+
+@pytest.mark.parametrize("sid", [AGE, RATE], ids=["value", "rate"])
+@pytest.mark.parametrize(("before", "after"), [(None, 0.3), (0.3, None), (None, None)])
+def test_a_change_with_a_mean_unknown_has_no_direction_or_size_and_is_a_warning(
+    sid: StreamId, before: float | None, after: float | None
+) -> None:
+    change = change_rules.summarize(sid, before, after, 2.0, 7)
+    assert (change.mean_before, change.mean_after) == (before, after)
+    assert (change.direction, change.magnitude, change.window) == ("none", None, 7)
+    assert change_rules.severity(sid, change) is Severity.WARNING
