@@ -376,6 +376,7 @@ def test_bugs_in_restore_and_tick_are_reported_with_their_exceptions() -> None:
     ]
     assert p.engine.models == []
     assert p.dirty == {2: {"m", "r"}}
+    assert p.partition_of == {"m": 2, "r": 2}, "a reset model stays where it was"
 
 
 def test_an_expired_labels_letter_names_its_own_record() -> None:
@@ -391,3 +392,18 @@ def test_an_expired_labels_letter_names_its_own_record() -> None:
         assert dead.record == Record(topic, 3, 40, T0, b"k2", None, EventKind.OUTCOME)
         assert (dead.rejection.model, dead.key) == ("m", b"m")
         assert orjson.loads(dead.value) == label
+
+
+def test_an_engine_rejection_of_an_element_keeps_its_model_and_index() -> None:
+    p = pipeline(Limits(max_streams_per_model=1))
+    message = orjson.dumps(
+        [{"model": "m", "features": {"a": 1.0}}, {"model": "m", "features": {"b": 1.0}}]
+    )
+    [letter] = p.handle([rec(0, message)], T0).dead_letters
+    rejection = letter.rejection
+    assert (rejection.reason, rejection.index, rejection.model) == (
+        Reason.TOO_MANY_STREAMS,
+        1,
+        "m",
+    )
+    assert orjson.loads(letter.value) == {"model": "m", "features": {"b": 1.0}}

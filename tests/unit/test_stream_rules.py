@@ -43,7 +43,12 @@ def test_stream_counts_count_every_stream_by_kind() -> None:
     assert counts[StreamKind.CORRECTNESS] == 1
     assert set(counts) == set(StreamKind)
     assert sum(counts.values()) == 9
-    assert e.drifting() == {}, "models without alerts have no streams in drift"
+
+
+def test_models_that_never_alerted_have_no_stream_in_drift() -> None:
+    e = Engine(EngineSettings(), Limits())
+    e.process(FeatureEvent("m", {"a": 1.0}, T0, "1"), T0)
+    assert e.drifting() == {}
 
 
 # -- Stream.restore: every field checked against its documented range -------------------
@@ -333,17 +338,27 @@ def test_a_spread_alert_says_where_and_what_and_restarts_the_spread_tests() -> N
 
 
 def test_after_a_spread_alert_the_reference_is_learnt_afresh_under_the_cooldown() -> None:
+    """Heavy tails (2% outliers) widen the threshold: the alert's is the widened one."""
     stream = Stream(SID, policy(cooldown_events=70, warmup=100), default_factory)
-    rng = random.Random(1)
-    values = [rng.gauss(0.0, 1.0 if i < 1000 else 4.0) for i in range(3000)]
+    rng = random.Random(2)
+
+    def draw(i: int) -> float:
+        if rng.random() < 0.02:
+            return rng.gauss(0.0, 10.0)
+        return rng.gauss(0.0, 1.0 if i < 1000 else 4.0)
+
     found: list[Alert] = []
-    for i, x in enumerate(values):
-        found = [a for a in stream.update(x, None, i, i) if a.detector["type"] == "spread"]
+    for i in range(3000):
+        found = [a for a in stream.update(draw(i), None, i, i) if a.detector["type"] == "spread"]
         if found:
             break
     [alert] = found
     first = alert.events_seen
     state = stream.to_state()
+    threshold = policy().spread_threshold
+    assert threshold is not None
+    assert state["spread_tail"] > 2.0
+    assert alert.detector["params"]["threshold"] == threshold * state["spread_tail"]
     before = alert.detector["params"]["std_before"]
     assert state["scale"] is not None
     assert math.isclose(before, state["scale"] * math.sqrt(state["spread_ref"]))
@@ -402,6 +417,8 @@ def test_the_estimate_is_the_recent_mean_and_the_first_windowed_detectors_width(
     for x in (-3.0, -3.0):
         unwindowed.update(x, None, 0, 0)
     assert unwindowed.estimate() == (-3.0, 2), "no window: the stream's length"
+    empty = Stream(SID, policy(detectors=(DetectorSpec(type="page_hinkley"),)), default_factory)
+    assert empty.estimate() == (0.0, 0)
 
 
 # -- The spread tests, step by step against the algorithm docs/detectors.md describes ------
