@@ -407,3 +407,31 @@ def test_an_engine_rejection_of_an_element_keeps_its_model_and_index() -> None:
         "m",
     )
     assert orjson.loads(letter.value) == {"model": "m", "features": {"b": 1.0}}
+
+
+def test_an_element_whose_event_raises_carries_the_exception_for_the_log() -> None:
+    boom = RuntimeError("detector bug")
+
+    def factory(spec: Any, standardized: bool) -> Any:
+        raise boom
+
+    p = Pipeline(Engine(EngineSettings(), Limits(), factory), Limits())
+    message = orjson.dumps([{"model": "a", "features": {"f": 1.0}}, 7])
+    refused, internal = p.handle([rec(0, message)], T0).dead_letters
+    assert (internal.rejection.reason, internal.rejection.index) == (Reason.INTERNAL_ERROR, 0)
+    assert internal.error is boom
+    assert (refused.rejection.index, refused.error) == (1, None)
+
+
+def test_with_the_partition_rule_an_event_on_another_models_partition_is_refused() -> None:
+    limits = Limits()
+    p = Pipeline(Engine(EngineSettings(), limits), limits, partitions=8)
+    assert p.rule is not None
+    own = p.rule.expected("m")
+    other = (own + 1) % 8
+    out = p.handle([rec(0, feature("m", 1.0), own), rec(0, feature("m", 1.0), other)], T0)
+    assert out.events == {"m": 1}
+    [letter] = out.dead_letters
+    assert letter.rejection.reason is Reason.WRONG_PARTITION
+    assert f"'m' arrived on partition {other}" in letter.rejection.message
+    assert p.partition_of == {"m": own}

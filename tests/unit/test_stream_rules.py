@@ -235,6 +235,52 @@ def test_a_restored_model_is_idle_from_the_first_check_after_the_restore() -> No
     assert e.evict_idle(later + 60_001).models == ["m"]
 
 
+def at_batch_end(recent_sq: float, up: float, down: float) -> Stream:
+    """A stream restored one batch before its spread tests step: warm-up mean 0 and scale 1,
+    reference spread 1 learnt, the recent spread ``recent_sq``, the CUSUMs at ``up``/``down``."""
+    stream = Stream(SID, policy(cooldown_events=0, warmup=100), default_factory)
+    state = warmed(700).to_state()
+    stream.restore(
+        {
+            **state,
+            "n": 100 + 16 * 40,
+            "warm_n": 100,
+            "quiet_until": 0,
+            "offset": 0.0,
+            "scale": 1.0,
+            "previous": 0.0,
+            "spread_acc": 0.0,
+            "spread_n": 32,
+            "spread_ref": 1.0,
+            "spread_tail": 1.0,
+            "recent_sq": recent_sq,
+            "spread_up": up,
+            "spread_down": down,
+        }
+    )
+    return stream
+
+
+@pytest.mark.parametrize(
+    ("batch", "recent_sq", "way"),
+    [
+        ([4.0, 4.0, 0.0, 0.0] * 4, 4.0, "up"),  # squared differences 16 and 0: mean ratio 4
+        ([2.0] + [0.0] * 15, 0.25, "down"),  # two differences of 2: mean ratio 1/4
+    ],
+)
+def test_a_spread_ratio_of_exactly_two_or_one_half_is_critical(
+    batch: list[float], recent_sq: float, way: str
+) -> None:
+    h = policy().spread_threshold
+    assert h is not None
+    stream = at_batch_end(recent_sq, h if way == "up" else 0.0, h if way == "down" else 0.0)
+    alerts = [a for x in batch for a in stream.update(x, None, 0, 0)]
+    [alert] = [a for a in alerts if a.detector["type"] == "spread"]
+    assert alert.change.magnitude == math.sqrt(recent_sq)
+    assert alert.change.direction == way
+    assert alert.severity is Severity.CRITICAL
+
+
 class Spike:
     """Fires on every value above 50: detections exactly where a test puts them."""
 
