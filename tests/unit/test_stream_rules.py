@@ -309,6 +309,19 @@ def test_evicting_idle_models_resolves_the_active_alerts_of_each() -> None:
     )
 
 
+def test_restored_streams_keep_their_identity() -> None:
+    source = Engine(EngineSettings(), Limits())
+    source.process(FeatureEvent("m", {"c": "gold", "v": 1.0}, T0, prediction="yes"), T0)
+    source.process(OutcomeEvent("m", T0, 0.5, "loss", True), T0)
+    restored = Engine(EngineSettings(), Limits())
+    assert restored.restore(source.snapshot()).models == ("m",)
+    ids = [(s.id.model, s.id.kind, s.id.name) for s in restored.streams()]
+    assert ids == [(s.id.model, s.id.kind, s.id.name) for s in source.streams()]
+    assert ("m", StreamKind.CATEGORY, "c") in ids
+    assert ("m", StreamKind.CATEGORY, "prediction") in ids
+    assert restored.snapshot() == source.snapshot()
+
+
 def test_streams_of_named_models_skip_unknown_names() -> None:
     e = Engine(EngineSettings(), Limits())
     e.process(FeatureEvent("a", {"x": 1.0}, T0), T0)
