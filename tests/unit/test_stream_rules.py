@@ -19,7 +19,7 @@ from streamproc import spread
 from streamproc.alerts import Alert, Severity, Status, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
-from streamproc.engine import Engine
+from streamproc.engine import MODEL_FIELDS, Engine
 from streamproc.errors import StateError
 from streamproc.events import FeatureEvent, OutcomeEvent, Reason
 from streamproc.settings import EngineSettings, Limits, StreamPolicy
@@ -320,6 +320,16 @@ def test_restored_streams_keep_their_identity() -> None:
     assert ("m", StreamKind.CATEGORY, "c") in ids
     assert ("m", StreamKind.CATEGORY, "prediction") in ids
     assert restored.snapshot() == source.snapshot()
+
+
+def test_a_malformed_feature_record_is_named_with_its_first_40_characters() -> None:
+    name = "f" * 50
+    body = {"version": 2, "models": {"m": {**dict.fromkeys(MODEL_FIELDS), "errors": {}}}}
+    body["models"]["m"]["features"] = {name: 7}
+    [rejected] = Engine(EngineSettings(), Limits()).restore(orjson.dumps(body)).rejected
+    assert rejected.reason == (
+        f"model 'm', feature '{'f' * 40}': expected a mapping with keys value, missing, category"
+    )
 
 
 def test_streams_of_named_models_skip_unknown_names() -> None:
