@@ -145,3 +145,31 @@ def test_labels_that_stop_while_predictions_go_on_raise_one_label_silence_alert(
     assert T0 + (2 + at) * 5 * S - (T0 + 2 * S) <= 20 * S
     assert alert.model == "m"
     assert quiet[at].rejection is None and quiet[at].updates > 0
+
+
+def test_a_restored_join_keeps_its_waiting_labels_and_predictions() -> None:
+    e = engine()
+    label(e, "early", "yes", T0, source=5)
+    predict(e, "later", "no", T0 + S)
+    restored = engine()
+    assert restored.restore(e.snapshot()).models == ("m",)
+    assert restored.snapshot() == e.snapshot()
+    predict(restored, "early", "no", T0 + 2 * S)
+    assert outcome_streams(restored) == {
+        StreamKind.ERROR: (1, 1.0),
+        StreamKind.CORRECTNESS: (1, 0.0),
+    }
+    label(restored, "later", "no", T0 + 3 * S)
+    assert outcome_streams(restored)[StreamKind.ERROR] == (2, 1.0 + 2 / 51 * (0.0 - 1.0))
+
+
+def test_a_restored_model_that_joins_from_the_start_keeps_predictions_before_any_label() -> None:
+    source = Engine(EngineSettings(), Limits())
+    source.process(FeatureEvent("m", {"x": 1.0}, T0), T0)
+    for models, joins in (("m*", True), ("other*", False), ("", False)):
+        restored = engine(models)
+        restored.restore(source.snapshot())
+        predict(restored, "r1", "yes", T0 + S)
+        label(restored, "r1", "no", T0 + 2 * S)
+        expected = {StreamKind.ERROR: (1, 1.0), StreamKind.CORRECTNESS: (1, 0.0)}
+        assert outcome_streams(restored) == (expected if joins else {}), models

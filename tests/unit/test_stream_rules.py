@@ -22,7 +22,13 @@ from streamproc.domain import StreamKind
 from streamproc.engine import MODEL_FIELDS, Engine
 from streamproc.errors import StateError
 from streamproc.events import FeatureEvent, OutcomeEvent, Reason
-from streamproc.settings import EngineSettings, Limits, StreamPolicy
+from streamproc.settings import (
+    ArrivalSettings,
+    EngineSettings,
+    Limits,
+    SilenceSettings,
+    StreamPolicy,
+)
 from streamproc.streams import Stream, default_factory
 
 T0 = 1_764_000_000_000
@@ -330,6 +336,40 @@ def test_a_malformed_feature_record_is_named_with_its_first_40_characters() -> N
     assert rejected.reason == (
         f"model 'm', feature '{'f' * 40}': expected a mapping with keys value, missing, category"
     )
+
+
+def model_record(**fields: object) -> bytes:
+    record = {**dict.fromkeys(MODEL_FIELDS), "features": {}, "errors": {}, **fields}
+    return orjson.dumps({"version": 2, "models": {"m": record}})
+
+
+def test_a_model_record_needs_mappings_of_features_and_errors_and_known_error_names() -> None:
+    for fields in ({"features": []}, {"errors": 3}):
+        [rejected] = Engine(EngineSettings(), Limits()).restore(model_record(**fields)).rejected
+        assert rejected.reason == "model 'm': features and errors must be mappings"
+    errors = {"e" * 50: warmed(3).to_state()}
+    [rejected] = Engine(EngineSettings(), Limits()).restore(model_record(errors=errors)).rejected
+    assert rejected.reason == f"model 'm': unknown error stream '{'e' * 40}'"
+
+
+def test_a_restored_models_arrival_state_is_its_own() -> None:
+    arrival = ArrivalSettings(silence=SilenceSettings(floor_seconds=10, ceiling_seconds=60))
+    source = Engine(EngineSettings(), Limits(), arrival=arrival)
+    for i in range(30):
+        now = T0 + i * 1000
+        source.process(FeatureEvent("m", {"x": 1.0}, now, f"e{i}"), now)
+        source.tick(now)
+    restored = Engine(EngineSettings(), Limits(), arrival=arrival)
+    restored.restore(source.snapshot())
+    assert restored.snapshot() == source.snapshot()
+    alerts = [a for s in range(30, 200) for a in restored.tick(T0 + s * 1000)]
+    [silence] = alerts
+    assert (silence.model, silence.stream.kind, silence.event_id) == (
+        "m",
+        StreamKind.ARRIVAL,
+        "e29",
+    )
+    assert silence.events_seen == 30, "the restored count of events"
 
 
 def test_streams_of_named_models_skip_unknown_names() -> None:
