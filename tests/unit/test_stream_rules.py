@@ -338,6 +338,23 @@ def test_a_malformed_feature_record_is_named_with_its_first_40_characters() -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"version": 9, "models": {}}, "snapshot: unknown format or version"),
+        ([2], "snapshot: unknown format or version"),
+        ({"version": 2, "models": []}, "snapshot: 'models' must be a mapping"),
+        ({"version": 2, "models": {"b": {}, "a": {}}}, "snapshot carries other models: ['a', 'b']"),
+    ],
+)
+def test_an_unreadable_snapshot_is_refused_whole(body: object, message: str) -> None:
+    e = Engine(EngineSettings(), Limits())
+    with pytest.raises(StateError) as caught:
+        e.restore(orjson.dumps(body), only=("a",))
+    assert str(caught.value) == message
+    assert e.models == []
+
+
 def model_record(**fields: object) -> bytes:
     record = {**dict.fromkeys(MODEL_FIELDS), "features": {}, "errors": {}, **fields}
     return orjson.dumps({"version": 2, "models": {"m": record}})
