@@ -9,6 +9,8 @@ them, and a label that cannot be compared is refused.
 
 from __future__ import annotations
 
+import orjson
+
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine, Processed
 from streamproc.events import FeatureEvent, LabelEvent, Reason
@@ -67,7 +69,7 @@ def test_a_label_before_its_prediction_is_joined_when_the_prediction_comes() -> 
     assert label(e, "r1", "yes") == Processed()
     assert outcome_streams(e) == {}
     joined = predict(e, "r1", "yes", T0 + S)
-    assert joined.rejection is None and joined.dead_labels == ()
+    assert joined.rejection is None and joined.dead_labels == () and joined.alerts == []
     assert outcome_streams(e) == {StreamKind.ERROR: (1, 0.0), StreamKind.CORRECTNESS: (1, 1.0)}
     unjoined = predict(engine(), "r1", "yes", T0 + S).updates
     assert joined.updates == unjoined + outcome_updates(e)
@@ -122,6 +124,56 @@ def test_a_label_that_cannot_be_compared_with_its_prediction_is_refused() -> Non
     assert outcome_streams(e) == {}
 
 
+def test_a_refused_label_still_returns_the_labels_it_expired() -> None:
+    e = engine()
+    label(e, "lost", "yes", T0)
+    predict(e, "r1", 2.5, T0 + 5 * S)
+    refused = label(e, "r1", "yes", T0 + 10 * S + 1)
+    assert refused.rejection is not None and refused.rejection.reason is Reason.WRONG_TYPE
+    assert [d.id for d in refused.dead_labels] == ["lost"]
+
+
+def test_a_joining_prediction_still_returns_the_labels_it_expired() -> None:
+    e = engine()
+    label(e, "lost", "yes", T0)
+    label(e, "r1", "yes", T0 + 5 * S)
+    joined = predict(e, "r1", "no", T0 + 10 * S + 1)
+    assert [d.id for d in joined.dead_labels] == ["lost"]
+    assert outcome_streams(e)[StreamKind.ERROR] == (1, 1.0)
+
+
+class Spike:
+    """Fires on every value above 0.5: an alert on the first misclassification."""
+
+    drift_detected = False
+
+    def update(self, x: float) -> None:
+        self.drift_detected = x > 0.5
+
+
+def alerting_engine() -> Engine:
+    settings = EngineSettings(standardize=False, warmup=2, cooldown_events=0)
+    labels = LabelSettings(models="m*", ttl_seconds=10)
+    return Engine(settings, Limits(), lambda spec, std: Spike(), labels=labels)
+
+
+def test_an_alert_of_a_joined_pair_carries_the_labels_time_and_the_pairs_id() -> None:
+    for label_last in (True, False):
+        e = alerting_engine()
+        if label_last:
+            predict(e, "r1", "yes", T0)
+            now = T0 + 3 * S
+            result = e.process(LabelEvent("m", T0 + 2 * S, "r1", "no"), now)
+        else:
+            label(e, "r1", "no", T0 + 2 * S)
+            now = T0 + 3 * S
+            event = FeatureEvent("m", {"x": 0.0}, T0 + S, "r1", prediction="yes")
+            result = e.process(event, now)
+        [alert] = [a for a in result.alerts if a.stream.kind is StreamKind.ERROR]
+        assert (alert.model, alert.stream.name) == ("m", "error")
+        assert (alert.event_id, alert.event_ts, alert.detected_at) == ("r1", T0 + 2 * S, now)
+
+
 def test_a_prediction_that_cannot_be_compared_with_its_label_returns_the_label() -> None:
     e = engine()
     label(e, "r1", "yes", source=12)
@@ -144,6 +196,7 @@ def test_labels_that_stop_while_predictions_go_on_raise_one_label_silence_alert(
     assert T0 + (3 + at) * 5 * S - (T0 + 2 * S) > 20 * S
     assert T0 + (2 + at) * 5 * S - (T0 + 2 * S) <= 20 * S
     assert alert.model == "m"
+    assert alert.detected_at == T0 + (3 + at) * 5 * S
     assert quiet[at].rejection is None and quiet[at].updates > 0
 
 
@@ -163,12 +216,30 @@ def test_a_restored_join_keeps_its_waiting_labels_and_predictions() -> None:
     assert outcome_streams(restored)[StreamKind.ERROR] == (2, 1.0 + 2 / 51 * (0.0 - 1.0))
 
 
+def test_a_restored_joins_expired_labels_name_their_model() -> None:
+    e = engine()
+    label(e, "lost", "yes", T0)
+    restored = engine()
+    restored.restore(e.snapshot())
+    [dead] = predict(restored, "r2", "no", T0 + 10 * S + 1).dead_labels
+    assert (dead.model, dead.id) == ("m", "lost")
+
+
+def test_a_malformed_join_state_is_refused_naming_the_model() -> None:
+    e = engine()
+    label(e, "lost", "yes", T0)
+    body = orjson.loads(e.snapshot())
+    body["models"]["m"]["labels"] = 7
+    [rejected] = engine().restore(orjson.dumps(body)).rejected
+    assert rejected.reason.startswith("model 'm'")
+
+
 def test_a_restored_model_that_joins_from_the_start_keeps_predictions_before_any_label() -> None:
     source = Engine(EngineSettings(), Limits())
     source.process(FeatureEvent("m", {"x": 1.0}, T0), T0)
     for models, joins in (("m*", True), ("other*", False), ("", False)):
         restored = engine(models)
-        restored.restore(source.snapshot())
+        assert restored.restore(source.snapshot()).rejected == ()
         predict(restored, "r1", "yes", T0 + S)
         label(restored, "r1", "no", T0 + 2 * S)
         expected = {StreamKind.ERROR: (1, 1.0), StreamKind.CORRECTNESS: (1, 0.0)}

@@ -318,6 +318,7 @@ def test_evicting_idle_models_resolves_the_active_alerts_of_each() -> None:
 def test_restored_streams_keep_their_identity() -> None:
     source = Engine(EngineSettings(), Limits())
     source.process(FeatureEvent("m", {"c": "gold", "v": 1.0}, T0, prediction="yes"), T0)
+    source.process(FeatureEvent("m", {"v": 2.0}, T0, prediction=0.5), T0)
     source.process(OutcomeEvent("m", T0, 0.5, "loss", True), T0)
     restored = Engine(EngineSettings(), Limits())
     assert restored.restore(source.snapshot()).models == ("m",)
@@ -325,6 +326,7 @@ def test_restored_streams_keep_their_identity() -> None:
     assert ids == [(s.id.model, s.id.kind, s.id.name) for s in source.streams()]
     assert ("m", StreamKind.CATEGORY, "c") in ids
     assert ("m", StreamKind.CATEGORY, "prediction") in ids
+    assert ("m", StreamKind.PREDICTION, "prediction") in ids
     assert restored.snapshot() == source.snapshot()
 
 
@@ -344,7 +346,10 @@ def test_a_malformed_feature_record_is_named_with_its_first_40_characters() -> N
         ({"version": 9, "models": {}}, "snapshot: unknown format or version"),
         ([2], "snapshot: unknown format or version"),
         ({"version": 2, "models": []}, "snapshot: 'models' must be a mapping"),
-        ({"version": 2, "models": {"b": {}, "a": {}}}, "snapshot carries other models: ['a', 'b']"),
+        (
+            {"version": 2, "models": {key: {} for key in "edcba"}},
+            "snapshot carries other models: ['a', 'b', 'c']",
+        ),
     ],
 )
 def test_an_unreadable_snapshot_is_refused_whole(body: object, message: str) -> None:
@@ -367,6 +372,12 @@ def test_a_model_record_needs_mappings_of_features_and_errors_and_known_error_na
     errors = {"e" * 50: warmed(3).to_state()}
     [rejected] = Engine(EngineSettings(), Limits()).restore(model_record(errors=errors)).rejected
     assert rejected.reason == f"model 'm': unknown error stream '{'e' * 40}'"
+
+
+def test_a_malformed_arrival_state_is_named_with_its_model() -> None:
+    e = Engine(EngineSettings(), Limits(), arrival=ArrivalSettings())
+    [rejected] = e.restore(model_record(arrival=7)).rejected
+    assert rejected.reason.startswith("model 'm': arrival state: expected a mapping with keys")
 
 
 def test_a_restored_models_arrival_state_is_its_own() -> None:
