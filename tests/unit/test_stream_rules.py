@@ -134,6 +134,12 @@ def test_a_restored_count_must_be_a_non_negative_integer(name: str) -> None:
             value_stream().restore({**good, name: bad})
 
 
+def test_a_stream_state_that_is_not_a_mapping_of_its_fields_is_refused() -> None:
+    for bad in (7, {**warmed().to_state(), "extra": 1}):
+        with pytest.raises(StateError, match=f"^{WHERE}: expected a mapping with keys n, quiet"):
+            value_stream().restore(bad)
+
+
 def test_warm_up_and_reference_counts_cannot_exceed_the_stream_length() -> None:
     good = warmed(700).to_state()
     value_stream().restore({**good, "warm_n": 700, "ref_n": 700})
