@@ -435,3 +435,37 @@ def test_with_the_partition_rule_an_event_on_another_models_partition_is_refused
     assert letter.rejection.reason is Reason.WRONG_PARTITION
     assert f"'m' arrived on partition {other}" in letter.rejection.message
     assert p.partition_of == {"m": own}
+
+
+class Bomb(bytes):
+    """A payload whose length cannot be read: decoding it raises."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("decoder bug")
+
+
+def test_a_batch_keeps_the_letters_of_records_before_one_that_fails_to_decode() -> None:
+    bomb = Record("features", 0, 1, T0, b"k", Bomb(b"{}"), EventKind.FEATURE)
+    out = pipeline().handle([rec(0, b"{"), bomb, rec(2, feature("a", 1.0))], T0)
+    reasons = [d.rejection.reason for d in out.dead_letters]
+    assert reasons == [Reason.INVALID_JSON, Reason.INTERNAL_ERROR]
+    assert out.events == {"a": 1}
+
+
+def test_expired_labels_add_to_the_batchs_letters_and_updates_add_up() -> None:
+    limits = Limits()
+    engine = Engine(EngineSettings(), limits, labels=LabelSettings(ttl_seconds=10))
+    p = Pipeline(engine, limits)
+    label = orjson.dumps({"model": "m", "id": "lost", "y_true": 1, "ts": T0})
+    p.handle([Record("o", 0, 0, T0, b"m", label, EventKind.OUTCOME)], T0)
+    one = pipeline().handle([rec(0, feature("m", 1.0, T0))], T0).updates
+    out = p.handle(
+        [rec(0, b"{"), rec(1, feature("m", 1.0, T0 + 10_001)), rec(2, feature("m", 1.0, T0))],
+        T0,
+    )
+    assert [d.rejection.reason for d in out.dead_letters] == [
+        Reason.INVALID_JSON,
+        Reason.LABEL_EXPIRED,
+    ]
+    assert one > 0
+    assert out.updates == 2 * one
