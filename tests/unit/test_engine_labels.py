@@ -13,7 +13,7 @@ import orjson
 
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine, Processed
-from streamproc.events import FeatureEvent, LabelEvent, Reason
+from streamproc.events import FeatureEvent, LabelEvent, OutcomeEvent, Reason
 from streamproc.settings import EngineSettings, Limits
 from streamproc.settings.labels import LabelSettings
 
@@ -172,6 +172,21 @@ def test_an_alert_of_a_joined_pair_carries_the_labels_time_and_the_pairs_id() ->
         [alert] = [a for a in result.alerts if a.stream.kind is StreamKind.ERROR]
         assert (alert.model, alert.stream.name) == ("m", "error")
         assert (alert.event_id, alert.event_ts, alert.detected_at) == ("r1", T0 + 2 * S, now)
+
+
+def test_an_outcomes_correctness_alert_carries_its_event_and_counts_its_updates() -> None:
+    settings = EngineSettings(
+        standardize=False,
+        warmup=2,
+        cooldown_events=0,
+        detectors={"correctness": [{"type": "adwin"}]},  # type: ignore[arg-type]
+    )
+    e = Engine(settings, Limits(), lambda spec, std: Spike())
+    result = e.process(OutcomeEvent("m", T0 + S, 0.0, "error", True, "o1"), T0 + 2 * S)
+    [alert] = result.alerts
+    assert alert.stream.kind is StreamKind.CORRECTNESS
+    assert (alert.event_id, alert.event_ts, alert.detected_at) == ("o1", T0 + S, T0 + 2 * S)
+    assert result.updates == 2
 
 
 def test_a_prediction_that_cannot_be_compared_with_its_label_returns_the_label() -> None:

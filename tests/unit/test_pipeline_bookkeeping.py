@@ -260,7 +260,7 @@ def test_a_record_without_a_value_is_one_dead_letter_with_empty_bytes() -> None:
     [letter] = out.dead_letters
     assert letter.value == b""
     assert letter.rejection.index is None
-    assert letter.rejection.reason is not Reason.INTERNAL_ERROR
+    assert letter.rejection.reason is Reason.EMPTY
 
 
 def test_an_elements_letter_keeps_a_key_up_to_four_bytes_per_name_character() -> None:
@@ -407,6 +407,7 @@ def test_an_engine_rejection_of_an_element_keeps_its_model_and_index() -> None:
         "m",
     )
     assert orjson.loads(letter.value) == {"model": "m", "features": {"b": 1.0}}
+    assert letter.error is None, "a rejection, not an exception"
 
 
 def test_an_element_whose_event_raises_carries_the_exception_for_the_log() -> None:
@@ -420,6 +421,8 @@ def test_an_element_whose_event_raises_carries_the_exception_for_the_log() -> No
     refused, internal = p.handle([rec(0, message)], T0).dead_letters
     assert (internal.rejection.reason, internal.rejection.index) == (Reason.INTERNAL_ERROR, 0)
     assert internal.error is boom
+    [failure] = p.handle([rec(1, feature("a", 1.0))], T0).failures
+    assert (failure.stage, failure.model, failure.error) == ("event", "a", boom)
     assert (refused.rejection.index, refused.error) == (1, None)
 
 
@@ -442,6 +445,41 @@ class Bomb(bytes):
 
     def __len__(self) -> int:
         raise RuntimeError("decoder bug")
+
+
+def test_a_message_that_fails_to_decode_is_one_letter_with_its_record_and_exception() -> None:
+    bomb = Record("features", 3, 8, T0, b"key", Bomb(b"{}"), EventKind.FEATURE)
+    out = pipeline().handle([bomb], T0)
+    [letter] = out.dead_letters
+    [failure] = out.failures
+    assert (failure.stage, failure.model, str(failure.error)) == ("decode", None, "decoder bug")
+    assert (letter.record, letter.key, letter.error) == (bomb, b"key", failure.error)
+    assert letter.rejection.reason is Reason.INTERNAL_ERROR
+    assert "RuntimeError" in letter.rejection.message
+
+
+class Spike:
+    """Fires on every value above 0.5."""
+
+    drift_detected = False
+
+    def update(self, x: float) -> None:
+        self.drift_detected = x > 0.5
+
+
+def test_an_event_without_ts_is_stamped_with_its_records_time_and_kind_comes_from_the_topic() -> (
+    None
+):
+    settings = EngineSettings(standardize=False, warmup=2, cooldown_events=0)
+    limits = Limits()
+    p = Pipeline(Engine(settings, limits, lambda spec, std: Spike()), limits)
+    untimed = Record("features", 0, 0, T0 - 5, b"k", feature("m", 1.0, None), EventKind.FEATURE)
+    out = p.handle([untimed], T0)
+    assert {a.event_ts for a in out.alerts} == {T0 - 5}
+    assert out.latencies_ms == []
+    wrong_topic = p.handle([rec(1, feature("m", 1.0), kind=EventKind.OUTCOME)], T0)
+    [letter] = wrong_topic.dead_letters
+    assert letter.rejection.reason is not Reason.INTERNAL_ERROR
 
 
 def test_a_batch_keeps_the_letters_of_records_before_one_that_fails_to_decode() -> None:
