@@ -302,6 +302,40 @@ class Spike:
         self.drift_detected = x > 50.0
 
 
+class Always:
+    """Fires on every value: every stream update is an alert, so each shows what it was fed."""
+
+    drift_detected = True
+
+    def update(self, x: float) -> None:
+        pass
+
+
+def test_every_stream_of_a_feature_event_alerts_with_the_events_id_and_times() -> None:
+    settings = EngineSettings(standardize=False, warmup=2, cooldown_events=0)
+    e = Engine(settings, Limits(), lambda spec, std: Always())
+    e.process(FeatureEvent("m", {"v": 1.0, "gone": 1.0}, T0, "e0"), T0)
+    result = e.process(FeatureEvent("m", {"v": 2.0, "c": "x", "a": None}, T0 + 5, "e1"), T0 + 9)
+    kinds = (StreamKind.MISSING_RATE, StreamKind.VALUE)
+    firing = [a for a in result.alerts if a.stream.kind in kinds]
+    assert {(a.event_id, a.event_ts, a.detected_at) for a in firing} == {("e1", T0 + 5, T0 + 9)}
+    fired = {(a.stream.kind, a.stream.name) for a in firing}
+    assert fired == {
+        (StreamKind.MISSING_RATE, "v"),
+        (StreamKind.VALUE, "v"),
+        (StreamKind.MISSING_RATE, "c"),
+        (StreamKind.MISSING_RATE, "a"),
+        (StreamKind.MISSING_RATE, "gone"),
+    }
+    streams = {(s.id.kind, s.id.name): s for s in e.streams(["m"])}
+    missing = [streams[(StreamKind.MISSING_RATE, n)] for n in ("v", "c", "a", "gone")]
+    value = streams[(StreamKind.VALUE, "v")]
+    assert result.updates == sum(s.updates_per_value for s in missing) + value.updates_per_value + 1
+    assert [s.estimate()[0] for s in missing] == [0.0, 0.0, 1.0, pytest.approx(2 / 51)]
+    e.process(FeatureEvent("m", {"c": "y"}, T0, "e2"), T0)
+    assert streams[(StreamKind.CATEGORY, "c")].n == 2, "one category stream, fed twice"
+
+
 def test_evicting_idle_models_resolves_the_active_alerts_of_each() -> None:
     settings = EngineSettings(
         standardize=False,
