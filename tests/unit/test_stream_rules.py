@@ -29,6 +29,7 @@ from streamproc.settings import (
     SilenceSettings,
     StreamPolicy,
 )
+from streamproc.settings.alerts import LifecycleSettings, RollupSettings
 from streamproc.streams import Stream, default_factory
 
 T0 = 1_764_000_000_000
@@ -334,6 +335,37 @@ def test_every_stream_of_a_feature_event_alerts_with_the_events_id_and_times() -
     assert [s.estimate()[0] for s in missing] == [0.0, 0.0, 1.0, pytest.approx(2 / 51)]
     e.process(FeatureEvent("m", {"c": "y"}, T0, "e2"), T0)
     assert streams[(StreamKind.CATEGORY, "c")].n == 2, "one category stream, fed twice"
+
+
+def model_alerts(share: float, spiked: int) -> int:
+    """Model alerts when ``spiked`` of three value streams alert at once, in a model of 12
+    streams (4 missing, 3 value, 1 category, prediction as number and as label, error,
+    correctness) whose rollup needs ``share`` of them."""
+    settings = EngineSettings(
+        standardize=False,
+        warmup=2,
+        cooldown_events=10,
+        lifecycle=LifecycleSettings(stable_events=100),
+        rollup=RollupSettings(min_streams=100, min_share=share, window_events=50),
+    )
+    e = Engine(settings, Limits(), lambda spec, std: Spike())
+    e.process(OutcomeEvent("m", T0, 0.0, "error", True), T0)
+    out = []
+    for i in range(30):
+        high = 100.0 if i == 20 else 0.0
+        values: dict[str, float | str | None] = {
+            f"f{j}": high if j < spiked else 0.0 for j in range(3)
+        }
+        prediction = "yes" if i % 2 else 0.0
+        event = FeatureEvent("m", {**values, "c": "a"}, T0 + i, prediction=prediction)
+        out += e.process(event, T0 + i).alerts
+    assert sum(e.stream_counts().values()) == 12
+    return sum(1 for a in out if a.stream.kind is StreamKind.MODEL)
+
+
+def test_the_rollup_share_counts_every_kind_of_stream_of_the_model() -> None:
+    assert (model_alerts(0.25, 3), model_alerts(0.25, 2)) == (1, 0), "3 of 12 needed"
+    assert model_alerts(0.3, 3) == 0, "4 of 12 needed"
 
 
 def test_evicting_idle_models_resolves_the_active_alerts_of_each() -> None:
