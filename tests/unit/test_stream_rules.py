@@ -268,7 +268,7 @@ def test_every_stream_of_a_feature_event_alerts_with_the_events_id_and_times() -
     settings = EngineSettings(standardize=False, warmup=2, cooldown_events=0)
     e = Engine(settings, Limits(), lambda spec, std: Always())
     e.process(FeatureEvent("m", {"v": 1.0, "gone": 1.0}, T0, "e0"), T0)
-    result = e.process(FeatureEvent("m", {"v": 2.0, "c": "x", "a": None}, T0 + 5, "e1"), T0 + 9)
+    result = e.process(FeatureEvent("m", {"c": "x", "v": 2.0, "a": None}, T0 + 5, "e1"), T0 + 9)
     kinds = (StreamKind.MISSING_RATE, StreamKind.VALUE)
     firing = [a for a in result.alerts if a.stream.kind in kinds]
     assert {(a.event_id, a.event_ts, a.detected_at) for a in firing} == {("e1", T0 + 5, T0 + 9)}
