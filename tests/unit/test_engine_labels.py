@@ -75,6 +75,13 @@ def test_a_label_before_its_prediction_is_joined_when_the_prediction_comes() -> 
     assert joined.updates == unjoined + outcome_updates(e)
 
 
+def test_a_model_outside_labels_models_keeps_no_prediction_before_its_first_label() -> None:
+    e = engine(models="other*")
+    predict(e, "r1", "yes")
+    label(e, "r1", "yes", T0 + S)
+    assert outcome_streams(e) == {}
+
+
 def test_a_numeric_prediction_feeds_the_absolute_error_and_no_correctness() -> None:
     e = engine()
     predict(e, "r1", 2.5)

@@ -289,6 +289,24 @@ def test_every_stream_of_a_feature_event_alerts_with_the_events_id_and_times() -
     assert streams[(StreamKind.CATEGORY, "c")].n == 2, "one category stream, fed twice"
 
 
+def test_a_numeric_prediction_alerts_with_the_events_id_and_times_and_counts_its_updates() -> None:
+    settings = EngineSettings(standardize=False, warmup=2, cooldown_events=0)
+    e = Engine(settings, Limits(), lambda spec, std: Always())
+    e.process(FeatureEvent("m", {}, T0, "e0", prediction=0.5), T0)
+    result = e.process(FeatureEvent("m", {}, T0 + 5, "e1", prediction=0.7), T0 + 9)
+    kind = StreamKind.PREDICTION
+    alerts = [a for a in result.alerts if a.stream.kind is kind and a.status is Status.FIRING]
+    assert {(a.event_id, a.event_ts, a.detected_at) for a in alerts} == {("e1", T0 + 5, T0 + 9)}
+    [stream] = [s for s in e.streams(["m"]) if s.id.kind is StreamKind.PREDICTION]
+    assert stream.n == 2, "one prediction stream, fed twice"
+    assert result.updates == stream.updates_per_value
+    labelled = e.process(FeatureEvent("m", {}, T0, "e2", prediction="yes"), T0)
+    again = e.process(FeatureEvent("m", {}, T0, "e3", prediction="no"), T0)
+    assert (labelled.updates, again.updates) == (1, 1)
+    [cats] = [s for s in e.streams(["m"]) if s.id.kind is StreamKind.CATEGORY]
+    assert cats.n == 2
+
+
 def model_alerts(share: float, spiked: int) -> int:
     """Model alerts when ``spiked`` of three value streams alert at once, in a model of 12
     streams (4 missing, 3 value, 1 category, prediction as number and as label, error,
