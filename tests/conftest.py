@@ -18,6 +18,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("mutation", derandomize=True, database=None)
+"""``make mutation`` (``--hypothesis-profile=mutation``): the same examples for every mutant and
+the clean run, none replayed from a database a mutant's failure wrote."""
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
