@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streamproc.checkpoints import ModelRecord, PartitionCheckpoint
+from streamproc.checkpoints import ModelRecord, Offsets, PartitionCheckpoint
 from streamproc.engine import Engine
 from streamproc.events import EventKind, FeatureEvent, Reason
 from streamproc.pipeline import Pipeline, Record
@@ -26,6 +26,12 @@ SECOND = 1000
 def pipeline(limits: Limits | None = None, arrival: ArrivalSettings | None = None) -> Pipeline:
     limits = limits or Limits()
     return Pipeline(Engine(EngineSettings(), limits, arrival=arrival), limits)
+
+
+def resume(p: Pipeline, partition: int, watermark: Offsets, models: dict[str, Offsets]) -> None:
+    """Take ``partition`` over at ``watermark``, with ``models`` restored at their own offsets
+    (what :meth:`Pipeline.restore` hands the ledger once the snapshots have loaded)."""
+    p.ledger.restore(partition, PartitionCheckpoint(watermark), models)
 
 
 def feature(model: str, x: float, ts: int | None = T0) -> bytes:
@@ -56,15 +62,15 @@ def test_offsets_are_the_next_record_per_partition_and_topic() -> None:
         ],
         T0,
     )
-    assert p.offsets(0) == (8, 4)
-    assert p.offsets(2) == (12, 0)
-    assert p.offsets(5) == (0, 0)
+    assert p.ledger.offsets(0) == (8, 4)
+    assert p.ledger.offsets(2) == (12, 0)
+    assert p.ledger.offsets(5) == (0, 0)
     assert out.positions == {("features", 0): 7, ("outcomes", 0): 3, ("features", 2): 11}
     assert out.messages == 3
     assert out.events == {"a": 2, "b": 1}
-    assert sorted(p.models_of(0)) == ["a"]
-    assert p.models_of(2) == ["b"]
-    assert p.dirty == {0: {"a"}, 2: {"b"}}
+    assert sorted(p.ledger.models_of(0)) == ["a"]
+    assert p.ledger.models_of(2) == ["b"]
+    assert p.ledger.dirty == {0: {"a"}, 2: {"b"}}
 
 
 def test_latency_is_counted_for_events_with_a_ts_only() -> None:
@@ -75,7 +81,7 @@ def test_latency_is_counted_for_events_with_a_ts_only() -> None:
 
 def test_records_below_a_restored_watermark_are_skipped_and_later_ones_applied() -> None:
     p = pipeline()
-    p.resume(0, (10, 4), {})
+    resume(p, 0, (10, 4), {})
     out = p.handle(
         [
             rec(9, feature("a", 1.0)),
@@ -86,25 +92,25 @@ def test_records_below_a_restored_watermark_are_skipped_and_later_ones_applied()
         T0,
     )
     assert out.events == {"a": 2}
-    assert p.offsets(0) == (11, 5)
+    assert p.ledger.offsets(0) == (11, 5)
 
 
 def test_resume_keeps_offsets_already_advanced_past_the_watermark() -> None:
     p = pipeline()
     p.handle([rec(20, feature("a", 1.0))], T0)
-    p.resume(0, (10, 4), {})
-    assert p.offsets(0) == (21, 4)
+    resume(p, 0, (10, 4), {})
+    assert p.ledger.offsets(0) == (21, 4)
 
 
 def test_a_model_restored_ahead_of_the_watermark_skips_only_its_own_records() -> None:
     """Its record was written after the watermark's round: records up to its own offsets
     are already in its state, while other models of the partition apply them."""
     p = pipeline()
-    p.resume(0, (10, 2), {"ahead": (15, 6), "level": (10, 2)})
-    assert p.partition_of == {"ahead": 0, "level": 0}
-    assert p.captured("ahead", (12, 2)) == (15, 6)
-    assert p.captured("ahead", (16, 1)) == (16, 6)
-    assert p.captured("level", (12, 3)) == (12, 3)
+    resume(p, 0, (10, 2), {"ahead": (15, 6), "level": (10, 2)})
+    assert p.ledger.partition_of == {"ahead": 0, "level": 0}
+    assert p.ledger.captured("ahead", (12, 2)) == (15, 6)
+    assert p.ledger.captured("ahead", (16, 1)) == (16, 6)
+    assert p.ledger.captured("level", (12, 3)) == (12, 3)
     out = p.handle(
         [
             rec(14, feature("ahead", 1.0)),
@@ -121,8 +127,8 @@ def test_a_model_restored_ahead_of_the_watermark_skips_only_its_own_records() ->
 
 def test_a_model_ahead_on_the_outcome_topic_only_is_skipped_there() -> None:
     p = pipeline()
-    p.resume(0, (10, 2), {"m": (10, 5)})
-    assert p.captured("m", (10, 2)) == (10, 5)
+    resume(p, 0, (10, 2), {"m": (10, 5)})
+    assert p.ledger.captured("m", (10, 2)) == (10, 5)
     out = p.handle(
         [rec(10, feature("m", 1.0)), rec(4, outcome("m", 1.0), kind=EventKind.OUTCOME)], T0
     )
@@ -131,9 +137,9 @@ def test_a_model_ahead_on_the_outcome_topic_only_is_skipped_there() -> None:
 
 def test_covered_raises_the_skip_point_and_never_lowers_it() -> None:
     p = pipeline()
-    p.covered(0, EventKind.FEATURE, 5)
-    p.covered(0, EventKind.FEATURE, 3)
-    p.covered(0, EventKind.OUTCOME, 2)
+    p.ledger.covered(0, EventKind.FEATURE, 5)
+    p.ledger.covered(0, EventKind.FEATURE, 3)
+    p.ledger.covered(0, EventKind.OUTCOME, 2)
     out = p.handle(
         [
             rec(4, feature("a", 1.0)),
@@ -144,21 +150,21 @@ def test_covered_raises_the_skip_point_and_never_lowers_it() -> None:
         T0,
     )
     assert out.events == {"a": 2}
-    assert p.offsets(0) == (6, 3)
+    assert p.ledger.offsets(0) == (6, 3)
 
 
 def test_forget_drops_the_partitions_models_and_offsets_only() -> None:
     p = pipeline()
     p.handle([rec(0, feature("a", 1.0)), rec(0, feature("b", 1.0), partition=1)], T0)
-    p.resume(1, (0, 0), {"c": (3, 3)})
+    resume(p, 1, (0, 0), {"c": (3, 3)})
     assert sorted(p.forget(1)) == ["b", "c"]
     assert p.engine.models == ["a"]
-    assert p.partition_of == {"a": 0}
-    assert p.offsets(1) == (0, 0)
-    assert p.captured("c", (1, 1)) == (1, 1), "its skip point went with it"
-    assert 1 not in p.dirty
-    assert p.offsets(0) == (1, 0)
-    assert p.dirty == {0: {"a"}}
+    assert p.ledger.partition_of == {"a": 0}
+    assert p.ledger.offsets(1) == (0, 0)
+    assert p.ledger.captured("c", (1, 1)) == (1, 1), "its skip point went with it"
+    assert 1 not in p.ledger.dirty
+    assert p.ledger.offsets(0) == (1, 0)
+    assert p.ledger.dirty == {0: {"a"}}
     again = p.handle([rec(0, feature("b", 2.0), partition=1)], T0)
     assert again.events == {"b": 1}, "no skip point is left on the forgotten partition"
 
@@ -169,17 +175,17 @@ def test_a_tick_marks_the_models_it_alerts_on_changed_and_evicts_idle_ones() -> 
     for i in range(5):
         now = T0 + i * SECOND
         p.handle([rec(i, feature("a", 1.0, now)), rec(i, feature("b", 1.0, now), 3)], now)
-    p.dirty.clear()
+    p.ledger.dirty.clear()
     silent = p.tick(T0 + 80 * SECOND)
     assert {a.model for a in silent.alerts} == {"a", "b"}
-    assert p.dirty == {0: {"a"}, 3: {"b"}}
+    assert p.ledger.dirty == {0: {"a"}, 3: {"b"}}
     p.handle([rec(5, feature("a", 1.0, T0 + 300 * SECOND))], T0 + 300 * SECOND)
-    p.dirty.clear()
+    p.ledger.dirty.clear()
     gone = p.tick(T0 + 605 * SECOND)
     assert gone.evicted == ["b"]
     assert gone.alerts == [], "b was reported silent already"
-    assert p.evicted == {3: {"b"}}
-    assert p.partition_of == {"a": 0}
+    assert p.ledger.evicted == {3: {"b"}}
+    assert p.ledger.partition_of == {"a": 0}
     assert p.engine.models == ["a"]
 
 
@@ -189,8 +195,8 @@ def test_an_evicted_model_is_not_left_dirty_on_its_partition() -> None:
     p.handle([rec(2, feature("b", 1.0))], T0 + 40 * SECOND)
     out = p.tick(T0 + 90 * SECOND)
     assert out.evicted == ["a"]
-    assert p.dirty == {0: {"b"}}
-    assert p.evicted == {0: {"a"}}
+    assert p.ledger.dirty == {0: {"b"}}
+    assert p.ledger.evicted == {0: {"a"}}
 
 
 def test_a_checkpoint_restore_resumes_each_model_at_its_own_offsets() -> None:
@@ -209,10 +215,10 @@ def test_a_checkpoint_restore_resumes_each_model_at_its_own_offsets() -> None:
     assert p.restore(0, checkpoint) == (20, 0)
     assert sorted(p.engine.models) == ["a", "b"]
     assert checkpoint.invalid == []
-    assert p.captured("b", (20, 0)) == (30, 0)
-    assert p.captured("a", (20, 0)) == (20, 0)
-    assert p.dirty == {}
-    assert p.models_of(0) == ["a", "b"]
+    assert p.ledger.captured("b", (20, 0)) == (30, 0)
+    assert p.ledger.captured("a", (20, 0)) == (20, 0)
+    assert p.ledger.dirty == {}
+    assert p.ledger.models_of(0) == ["a", "b"]
 
 
 def test_a_record_whose_snapshot_holds_another_model_restores_nothing() -> None:
@@ -227,13 +233,13 @@ def test_a_record_whose_snapshot_holds_another_model_restores_nothing() -> None:
     [invalid] = checkpoint.invalid
     assert (invalid.key, invalid.model) == ("m/b", "b")
     assert "other models" in invalid.reason
-    assert p.dirty == {0: {"b"}}
+    assert p.ledger.dirty == {0: {"b"}}
 
 
 def test_a_fresh_partition_restores_from_zero() -> None:
     p = pipeline()
     assert p.restore(4, PartitionCheckpoint()) == (0, 0)
-    assert p.offsets(4) == (0, 0)
+    assert p.ledger.offsets(4) == (0, 0)
 
 
 class Unencodable(Engine):
@@ -244,10 +250,10 @@ class Unencodable(Engine):
 def test_a_snapshot_that_raises_resets_its_model_and_is_reported_once() -> None:
     p = Pipeline(Unencodable(EngineSettings(), Limits()), Limits())
     p.handle([rec(0, feature("a", 1.0), partition=2)], T0)
-    p.dirty.clear()
+    p.ledger.dirty.clear()
     assert p.snapshot("a", 2) is None
     assert p.engine.models == []
-    assert p.dirty == {2: {"a"}}
+    assert p.ledger.dirty == {2: {"a"}}
     first = p.handle([], T0)
     assert [(f.stage, f.model, str(f.error)) for f in first.failures] == [
         ("snapshot", "a", "cannot encode")
@@ -300,15 +306,15 @@ def test_forgetting_clears_both_topics_and_evictions_and_tolerates_an_unknown_pa
     p = pipeline(Limits(model_idle_seconds=60))
     p.handle([rec(0, feature("old", 1.0), partition=1)], T0)
     p.tick(T0 + 61 * SECOND)
-    assert p.evicted == {1: {"old"}}
-    p.resume(1, (5, 5), {"c": (7, 7)})
+    assert p.ledger.evicted == {1: {"old"}}
+    resume(p, 1, (5, 5), {"c": (7, 7)})
     p.handle(
         [rec(6, feature("b", 1.0), partition=1), rec(6, outcome("b", 1.0), 1, EventKind.OUTCOME)],
         T0,
     )
-    assert p.offsets(1) == (7, 7)
+    assert p.ledger.offsets(1) == (7, 7)
     assert sorted(p.forget(1)) == ["b", "c"]
-    assert (p.offsets(1), p.evicted, p.dirty) == ((0, 0), {}, {})
+    assert (p.ledger.offsets(1), p.ledger.evicted, p.ledger.dirty) == ((0, 0), {}, {})
     assert p.forget(9) == []
     again = p.handle(
         [rec(0, feature("b", 2.0), partition=1), rec(0, outcome("b", 1.0), 1, EventKind.OUTCOME)],
@@ -319,25 +325,25 @@ def test_forgetting_clears_both_topics_and_evictions_and_tolerates_an_unknown_pa
 
 def test_covered_from_zero_skips_nothing() -> None:
     p = pipeline()
-    p.covered(0, EventKind.FEATURE, 0)
+    p.ledger.covered(0, EventKind.FEATURE, 0)
     assert p.handle([rec(0, feature("a", 1.0))], T0).events == {"a": 1}
 
 
 def test_a_model_at_the_watermark_has_no_skip_point_of_its_own() -> None:
     p = pipeline()
-    p.resume(0, (10, 2), {"level": (10, 2), "ahead": (10, 3)})
-    assert p.captured("level", (3, 1)) == (3, 1)
-    assert p.captured("ahead", (3, 1)) == (10, 3)
+    resume(p, 0, (10, 2), {"level": (10, 2), "ahead": (10, 3)})
+    assert p.ledger.captured("level", (3, 1)) == (3, 1)
+    assert p.ledger.captured("ahead", (3, 1)) == (10, 3)
 
 
 def test_an_evicted_model_loses_its_skip_point_and_comes_back_afresh() -> None:
     p = pipeline(Limits(model_idle_seconds=60))
-    p.resume(0, (0, 0), {"m": (50, 0)})
+    resume(p, 0, (0, 0), {"m": (50, 0)})
     p.engine.process(FeatureEvent("m", {"f": 1.0}, T0), T0)
     p.engine.process(FeatureEvent("stray", {"f": 1.0}, T0), T0)
     assert sorted(p.tick(T0 + 61 * SECOND).evicted) == ["m", "stray"]
-    assert p.captured("m", (1, 0)) == (1, 0)
-    assert p.evicted == {0: {"m"}}, "a model the pipeline never placed has no record to drop"
+    assert p.ledger.captured("m", (1, 0)) == (1, 0)
+    assert p.ledger.evicted == {0: {"m"}}, "a model the pipeline never placed has no record to drop"
     assert p.handle([rec(1, feature("m", 1.0))], T0).events == {"m": 1}
 
 
@@ -375,8 +381,8 @@ def test_bugs_in_restore_and_tick_are_reported_with_their_exceptions() -> None:
         ("tick", "m", "KeyError('one model')"),
     ]
     assert p.engine.models == []
-    assert p.dirty == {2: {"m", "r"}}
-    assert p.partition_of == {"m": 2, "r": 2}, "a reset model stays where it was"
+    assert p.ledger.dirty == {2: {"m", "r"}}
+    assert p.ledger.partition_of == {"m": 2, "r": 2}, "a reset model stays where it was"
 
 
 def test_an_expired_labels_letter_names_its_own_record() -> None:
@@ -437,7 +443,7 @@ def test_with_the_partition_rule_an_event_on_another_models_partition_is_refused
     [letter] = out.dead_letters
     assert letter.rejection.reason is Reason.WRONG_PARTITION
     assert f"'m' arrived on partition {other}" in letter.rejection.message
-    assert p.partition_of == {"m": own}
+    assert p.ledger.partition_of == {"m": own}
 
 
 class Bomb(bytes):
