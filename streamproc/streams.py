@@ -55,6 +55,8 @@ _WIDE = 2 * _STATE_BOUND / MIN_SCALE
 _BATCH_MASK = spread.BATCH_MASK
 _SPREAD_BOUND = 1e4
 """Spread statistics restart at 0 when they cross a threshold of at most ln(float max) ~ 710."""
+_ROUNDING = 1.0 + 1e-9
+"""Room for the rounding of a sum of capped squares above its exact bound."""
 MIN_VARIANCE_FACTOR = 0.25
 """The self-updating scale never falls below half the warm-up's: on a sparse stream (mostly
 one value, rare jumps) capped squared differences underestimate the spread, and their
@@ -326,7 +328,7 @@ class Stream:
         or feed its mean ratio to both CUSUMs; whether one crossed its threshold. Otherwise
         the reference follows the stream slowly, frozen while a change is suspected."""
         ref = self.spread_ref
-        m = 0.5 * self.spread_acc / (ref * spread.BATCH)
+        m = min(0.5 * self.spread_acc / (ref * spread.BATCH), spread.CAP)  # rounding up
         self.spread_acc = 0.0
         k = self.spread_n
         if k < spread.LEARN_BATCHES:
@@ -600,14 +602,10 @@ class Stream:
         up = state.number(fields[11], where, "spread_up", 0.0, _SPREAD_BOUND)
         down = state.number(fields[12], where, "spread_down", 0.0, _SPREAD_BOUND)
         recent_sq = state.number(fields[13], where, "recent_sq", 0.0, spread.CAP)
-        acc_bound = 2.0 * spread.CAP * spread.MAX_REF * spread.BATCH
-        spread_acc = state.number(fields[19], where, "spread_acc", 0.0, acc_bound)
         previous = state.number(fields[14], where, "previous", -_WIDE, _WIDE)
         spread_n = min(state.count(fields[15], where, "spread_n"), spread.LEARN_BATCHES)
         spread_ref = state.number(fields[16], where, "spread_ref", spread.MIN_REF, spread.MAX_REF)
-        spread_sq = state.number(
-            fields[17], where, "spread_sq", 0.0, spread.LEARN_BATCHES * spread.CAP**2
-        )
+        spread_sq = state.number(fields[17], where, "spread_sq", 0.0, _squares_bound(spread_n))
         tail = state.number(
             fields[18], where, "spread_tail", 1.0, spread.tail_factor(spread.CAP**2)
         )
@@ -619,6 +617,8 @@ class Stream:
         )
         if warm_n > n or ref_n > n:
             raise StateError(f"{where}: warm_n {warm_n} or ref_n {ref_n} exceeds n {n}")
+        acc_bound = self._sum_bound(n - warm_n, spread_ref)
+        spread_acc = state.number(fields[19], where, "spread_acc", 0.0, acc_bound)
         bound = _STATE_BOUND
         warm_mean = state.number(warm_mean, where, "warm_mean", -bound, bound)
         warm_m2 = state.number(warm_m2, where, "warm_m2", 0.0)
@@ -649,6 +649,17 @@ class Stream:
                 self._detectors[i] = det
         self._plan()
 
+    def _sum_bound(self, since_warm: int, ref: float) -> float:
+        """Most a batch's sum of capped squares can hold ``since_warm`` events after warm-up:
+        one cap per event since the batch began (the position is constant during a warm-up,
+        when nothing is added). Each next event adds at most one more cap, so every state
+        accepted here leads to states accepted too, and the batch mean stays within CAP
+        (:meth:`_spread_batch`), so spread_sq and recent_sq stay within theirs. Without spread
+        tests the sum never changes: any value up to the largest reference's batch is inert."""
+        if self._spread_h is None:
+            return 2.0 * spread.CAP * spread.MAX_REF * spread.BATCH
+        return (since_warm & _BATCH_MASK) * 2.0 * spread.CAP * ref * _ROUNDING
+
     def _restored_season(self, values: object, where: str) -> seasonal.Seasonal | None:
         """The seasonal profile of a snapshot; empty when it has none (written before
         seasonality, or with it off), none when seasonality is off now."""
@@ -664,6 +675,15 @@ _RIVER_ADWIN_UPDATE = drift.ADWIN.update
 _RIVER_PH_UPDATE = drift.PageHinkley.update
 _RIVER_MEAN_UPDATE = river_stats.Mean.update
 _PUBLIC, _INLINE_ADWIN, _INLINE_PH, _INLINE_PH_BOTH = 0, 1, 2, 3
+
+
+def _squares_bound(spread_n: int) -> float:
+    """Most spread_sq can hold after ``spread_n`` learning batches: one squared batch mean
+    (at most CAP^2) per batch measured (from SETTLE_BATCHES on), so the next batch's addition
+    stays within the bound of ``spread_n + 1``. Once learned (and reset), it is inert."""
+    if spread_n >= spread.LEARN_BATCHES:
+        return spread.LEARN_BATCHES * spread.CAP**2
+    return max(0, spread_n - spread.SETTLE_BATCHES) * spread.CAP**2
 
 
 def _inlined(det: DriftDetector) -> int:

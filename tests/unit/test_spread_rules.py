@@ -13,8 +13,9 @@ import pytest
 from streamproc import spread
 from streamproc.alerts import Alert, Severity, StreamId, alert_id
 from streamproc.domain import StreamKind
+from streamproc.errors import StateError
 from streamproc.streams import Stream, default_factory
-from tests.unit.test_stream_rules import policy, warmed
+from tests.unit.test_stream_rules import WHERE, policy, value_stream, warmed
 
 # -- Spread alerts: contents, severity rule, reset and cooldown ----------------------------
 
@@ -293,3 +294,47 @@ def test_the_spread_statistics_follow_the_batch_cusum_exactly(
         assert model.tail > 1.0, "outliers widen the threshold"
     else:
         assert fired, "the change of spread is found"
+
+
+# -- Restored spread accumulators: what restore accepts, the next batch keeps restorable ----
+
+
+def test_restored_spread_sums_beyond_what_their_batches_hold_are_refused() -> None:
+    """A batch adds one capped square (at most 2 CAP spread_ref) per event since its start,
+    and learning one squared batch mean (at most CAP^2) per batch measured: more would carry
+    the next batch's statistics past their own restore bounds (hypothesis found spread_acc
+    2520 with spread_n 10: the next spread_sq was refused)."""
+    state = warmed().to_state()
+    good = {**state, "spread_n": 10}
+    held = (state["n"] - state["warm_n"]) & spread.BATCH_MASK
+    assert held > 0
+    most = held * 2.0 * spread.CAP * state["spread_ref"]
+    squares = 2 * spread.CAP**2
+    value_stream().restore({**good, "spread_acc": most, "spread_sq": squares})
+    refused = [("spread_acc", b) for b in (-1.0, 2520.0, most * 1.001)] + [("spread_sq", 513.0)]
+    for name, bad in refused:
+        with pytest.raises(StateError, match=f"^{WHERE}: {name}: expected a number in"):
+            value_stream().restore({**good, name: bad})
+
+
+def test_every_accepted_spread_state_leads_to_states_that_restore() -> None:
+    """Whatever restore accepts, the next batches' snapshots restore too: at the edges of the
+    bounds, and beyond them (restore refuses those instead)."""
+    good = warmed().to_state()
+    held = (good["n"] - good["warm_n"]) & spread.BATCH_MASK
+    most = held * 2.0 * spread.CAP * good["spread_ref"]
+    accepted = 0
+    for spread_n in (8, 10, spread.LEARN_BATCHES - 1, spread.LEARN_BATCHES):
+        measured = max(0, spread_n - spread.SETTLE_BATCHES)
+        for acc, squares in ((most, measured * spread.CAP**2), (2520.0, 8000.0)):
+            stream = value_stream()
+            fields = {"spread_n": spread_n, "spread_acc": acc, "spread_sq": squares}
+            try:
+                stream.restore({**good, **fields, "recent_sq": spread.CAP})
+            except StateError:
+                continue
+            accepted += 1
+            for i in range(2 * spread.BATCH):
+                stream.update(1e6 * (-1) ** i, None, i, i)  # every square capped
+                value_stream().restore(stream.to_state())
+    assert accepted >= 4
