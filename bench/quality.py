@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from streamproc import detectors, streams
+from streamproc import detectors, stream_detectors
 from streamproc.alerts import Status
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -517,7 +517,7 @@ def config_table(settings: EngineSettings) -> str:
         described = []
         for spec in settings.detectors.for_kind(kind):
             raw = spec.type in detectors.BINARY or not standardized
-            runs = streams.budgeted(spec, not raw, arl0)
+            runs = stream_detectors.budgeted(spec, not raw, arl0)
             info = detectors.describe(detectors.effective_spec(runs, not raw))
             params = ", ".join(f"{k}={v}" for k, v in sorted(dict(info["params"]).items()))
             described.append(f"`{spec.type}({params})`")

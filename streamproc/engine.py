@@ -27,7 +27,8 @@ from streamproc.lifecycle import Episodes, Lifecycle
 from streamproc.rollup import Rollup
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamPolicy
 from streamproc.settings.labels import LabelSettings
-from streamproc.streams import DetectorFactory, Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import DetectorFactory, Stream
 
 SNAPSHOT_VERSION = 2
 """2: models, features and streams are mappings with named fields; 1 (positional lists) is

@@ -10,23 +10,26 @@ original would have.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
-from river import drift
-from river import stats as river_stats
-
-from streamproc import budget, detectors, seasonal, spread, state
 from streamproc import change as change_rules
+from streamproc import detectors, seasonal, spread, state
 from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import MAX_ABS_NUMBER
 from streamproc.settings import StreamPolicy
+from streamproc.stream_detectors import (
+    INLINE_ADWIN,
+    INLINE_PH,
+    INLINE_PH_BOTH,
+    budgeted,
+    inline_kind,
+    same_config,
+)
 
 DetectorFactory = Callable[[DetectorSpec, bool], DriftDetector]
 """Builds a River detector for a spec; the flag says whether its input is standardized."""
@@ -97,58 +100,6 @@ _SEASONAL_KINDS = _SPREAD_KINDS
 NO_ALERTS: tuple[Alert, ...] = ()
 """What :meth:`Stream.update` returns when nothing fired: shared, so the common case allocates
 nothing."""
-
-
-def default_factory(spec: DetectorSpec, standardized: bool) -> DriftDetector:
-    return detectors.build(_effective_spec(_spec_key(spec), standardized))
-
-
-def budgeted(spec: DetectorSpec, standardized: bool, arl0: float | None) -> DetectorSpec:
-    """``spec`` with the parameters the false-alarm budget sets (each alarm source of the
-    stream at ``arl0`` events between false alarms), for those not set explicitly.
-
-    Page-Hinkley on standardized values: ``threshold`` from ``delta`` by Siegmund's
-    approximation, each side of a two-sided test at twice ``arl0``. ADWIN: ``delta =
-    clock / arl0``. HDDM and FHDDM test every update at their confidence: ``1 / arl0``.
-    Other detectors (and every one when ``arl0`` is None, standardization off) keep their
-    configured or default parameters. See docs/detectors.md, "False-alarm budget".
-    """
-    if arl0 is None:
-        return spec
-    return _budgeted(_spec_key(spec), standardized, arl0)
-
-
-@functools.lru_cache(maxsize=256)
-def _budgeted(key: tuple[Any, ...], standardized: bool, arl0: float) -> DetectorSpec:
-    kind = key[0]
-    params: dict[str, Any] = {k: v for k, _, v in key[1:]}
-    derived: dict[str, Any] = {}
-    if kind == "page_hinkley" and standardized:
-        delta = params.get("delta", detectors.SCALE_FREE_DEFAULTS[kind]["delta"])
-        sides = 2 if params.get("mode", "both") == "both" else 1
-        derived["threshold"] = budget.page_hinkley_threshold(sides * arl0, float(delta))
-    elif kind == "adwin":
-        derived["delta"] = budget.adwin_delta(arl0, int(params.get("clock", ADWIN_CLOCK)))
-    elif kind in ("hddm_a", "hddm_w"):
-        derived["drift_confidence"] = 1.0 / arl0
-    elif kind == "fhddm":
-        derived["confidence_level"] = 1.0 / arl0
-    if not derived.keys() - params.keys():
-        return DetectorSpec(type=kind, params=params)
-    return DetectorSpec(type=kind, params={**derived, **params})
-
-
-def _spec_key(spec: DetectorSpec) -> tuple[Any, ...]:
-    """Hashable identity of a spec; a value's type keeps 1, 1.0 and true apart."""
-    return (spec.type, *((k, type(v), v) for k, v in spec.params.items()))
-
-
-@functools.lru_cache(maxsize=256)
-def _effective_spec(key: tuple[Any, ...], standardized: bool) -> DetectorSpec:
-    """:func:`detectors.effective_spec` validates a new spec (a pydantic model) each call; a
-    configuration has a handful of specs, and recovery builds 100,000s of detectors."""
-    spec = DetectorSpec(type=key[0], params={k: v for k, _, v in key[1:]})
-    return detectors.effective_spec(spec, standardized)
 
 
 class Stream:
@@ -279,11 +230,11 @@ class Stream:
         fired: list[int] | None = None
         for i, det, mode, adwin in self._feeds:
             value = xs if mode == _STANDARDIZED else x if mode == _RAW else 1.0 - x
-            if adwin == _INLINE_ADWIN:  # River's ADWIN.update, inlined: see _inlined
+            if adwin == INLINE_ADWIN:  # River's ADWIN.update, inlined (inline_kind)
                 if det._drift_detected:
                     det._reset()
                 drift = det._drift_detected = det._helper.update(value)
-            elif adwin >= _INLINE_PH:  # River's PageHinkley.update, inlined: see _inlined
+            elif adwin >= INLINE_PH:  # River's PageHinkley.update, inlined
                 if det._drift_detected:
                     det._reset()
                 mean = det._x_mean
@@ -300,7 +251,7 @@ class Stream:
                 if down > high:
                     high = det._max_decrease = down
                 if mean_n >= det.min_instances:
-                    if adwin == _INLINE_PH_BOTH:
+                    if adwin == INLINE_PH_BOTH:
                         threshold = det.threshold
                         drift = up - low > threshold or high - down > threshold
                     else:
@@ -417,7 +368,7 @@ class Stream:
         during warm-up; rebuilt whenever a detector object is replaced. The detector is
         typed ``Any`` here: the inlined paths read River's private attributes."""
         self._feeds: tuple[tuple[int, Any, int, int], ...] = tuple(
-            (i, det, mode, _inlined(det))
+            (i, det, mode, inline_kind(det))
             for i, (det, mode) in enumerate(zip(self._detectors, self._inputs, strict=True))
         )
         self._raw_feeds = tuple(f for f in self._feeds if f[2] != _STANDARDIZED)
@@ -645,7 +596,7 @@ class Stream:
         self._season = season
         self._season_at = seasonal.NEVER if season is None else season.due()
         for i, det in enumerate(restored[: len(self._detectors)]):
-            if _same_config(det, self._detectors[i]):
+            if same_config(det, self._detectors[i]):
                 self._detectors[i] = det
         self._plan()
 
@@ -671,12 +622,6 @@ class Stream:
         return season
 
 
-_RIVER_ADWIN_UPDATE = drift.ADWIN.update
-_RIVER_PH_UPDATE = drift.PageHinkley.update
-_RIVER_MEAN_UPDATE = river_stats.Mean.update
-_PUBLIC, _INLINE_ADWIN, _INLINE_PH, _INLINE_PH_BOTH = 0, 1, 2, 3
-
-
 def _squares_bound(spread_n: int) -> float:
     """Most spread_sq can hold after ``spread_n`` learning batches: one squared batch mean
     (at most CAP^2) per batch measured (from SETTLE_BATCHES on), so the next batch's addition
@@ -684,42 +629,3 @@ def _squares_bound(spread_n: int) -> float:
     if spread_n >= spread.LEARN_BATCHES:
         return spread.LEARN_BATCHES * spread.CAP**2
     return max(0, spread_n - spread.SETTLE_BATCHES) * spread.CAP**2
-
-
-def _inlined(det: DriftDetector) -> int:
-    """Which River update :meth:`Stream.update` runs inline (:func:`_is_adwin`), or none.
-
-    PageHinkley's Python update (its ``drift_detected`` property twice, ``Mean.update``,
-    ``Mean.get``, ``_test_drift``: five calls) is half the cost of a value stream's update.
-    The inlined copy repeats River 0.26's arithmetic in the same order, so the sums are
-    bit-identical (tests/unit/test_streams_ph.py pins them and the detections); a subclass,
-    or a River whose ``update`` differs, takes the public path."""
-    if _is_adwin(det):
-        return _INLINE_ADWIN
-    if (
-        type(det) is drift.PageHinkley
-        and type(det).update is _RIVER_PH_UPDATE
-        and type(det._x_mean) is river_stats.Mean
-        and type(det._x_mean).update is _RIVER_MEAN_UPDATE
-    ):
-        return _INLINE_PH_BOTH if det.mode == "both" else _INLINE_PH
-    return _PUBLIC
-
-
-ADWIN_CLOCK: int = inspect.signature(drift.ADWIN).parameters["clock"].default
-"""River's default: ADWIN looks for a cut once per this many updates."""
-
-
-def _is_adwin(det: DriftDetector) -> bool:
-    """Whether :meth:`Stream.update` may run River's ``ADWIN.update`` inline.
-
-    ADWIN is on every stream by default, and its Python wrapper (``if drift_detected:
-    _reset()``, then the Rust update, then the ``drift_detected`` property) costs twice the
-    Rust update itself. The inlined copy is exact for River 0.26 (tests/unit/test_streams.py
-    pins it); any other class, or an ADWIN whose ``update`` differs, takes the public path.
-    """
-    return type(det) is drift.ADWIN and type(det).update is _RIVER_ADWIN_UPDATE
-
-
-def _same_config(a: DriftDetector, b: DriftDetector) -> bool:
-    return type(a) is type(b) and detectors.params_of(a) == detectors.params_of(b)

@@ -18,7 +18,7 @@ from streamproc.detectors import DetectorSpec
 from streamproc.engine import Engine
 from streamproc.logs import setup_logging
 from streamproc.settings import Override, Settings, load_settings
-from streamproc.streams import default_factory
+from streamproc.stream_detectors import default_factory
 from streamproc.topics import ensure_topics
 from streamproc.worker import WorkerRuntime
 

@@ -18,7 +18,8 @@ from streamproc.alerts import Alert, Change, Severity, StreamId, alert_id
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.settings import StreamPolicy
-from streamproc.streams import CLIP, RECENT_SPAN, Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import CLIP, RECENT_SPAN, Stream
 from streamproc.summaries import summarize
 
 

@@ -14,7 +14,8 @@ from streamproc.alerts import StreamId
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
 from streamproc.settings import EngineSettings, Override
-from streamproc.streams import Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import Stream
 
 DEFAULTS = EngineSettings()
 ARL0 = 100_000 * 150 * (2 + spread.SOURCES)

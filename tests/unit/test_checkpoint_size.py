@@ -23,7 +23,7 @@ from streamproc.engine import Engine
 from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
 from streamproc.settings import EngineSettings, Limits, load_settings
-from streamproc.streams import default_factory
+from streamproc.stream_detectors import default_factory
 
 BROKER_DEFAULT_MAX_BYTES = 1_048_588
 """Kafka's default ``message.max.bytes``: a record above it fails on a default topic."""

@@ -34,7 +34,7 @@ from streamproc.settings import (
     Override,
     load_settings,
 )
-from streamproc.streams import default_factory
+from streamproc.stream_detectors import default_factory
 
 T0 = 1_764_000_000_000
 PART = 2

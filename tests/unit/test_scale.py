@@ -14,7 +14,8 @@ from streamproc.alerts import StreamId
 from streamproc.detectors import DetectorSpec, DriftDetector
 from streamproc.domain import StreamKind
 from streamproc.settings import EngineSettings
-from streamproc.streams import CLIP, MIN_VARIANCE_FACTOR, Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import CLIP, MIN_VARIANCE_FACTOR, Stream
 
 SID = StreamId("m", StreamKind.VALUE, "x")
 WARMUP = 100

@@ -13,7 +13,8 @@ from streamproc import budget, spread
 from streamproc.alerts import Alert, StreamId
 from streamproc.domain import StreamKind
 from streamproc.settings import EngineSettings, Override
-from streamproc.streams import Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import Stream
 
 SID = StreamId("m", StreamKind.VALUE, "x")
 DEFAULTS = EngineSettings()

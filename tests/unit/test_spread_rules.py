@@ -14,7 +14,8 @@ from streamproc import spread
 from streamproc.alerts import Alert, Severity, StreamId, alert_id
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
-from streamproc.streams import Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import Stream
 from tests.unit.test_stream_rules import WHERE, policy, value_stream, warmed
 
 # -- Spread alerts: contents, severity rule, reset and cooldown ----------------------------

@@ -27,7 +27,8 @@ from streamproc.settings import (
     StreamPolicy,
 )
 from streamproc.settings.alerts import LifecycleSettings, RollupSettings
-from streamproc.streams import Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import Stream
 
 T0 = 1_764_000_000_000
 

@@ -11,7 +11,8 @@ from streamproc.alerts import StreamId
 from streamproc.detectors import DetectorSpec
 from streamproc.domain import StreamKind
 from streamproc.settings import StreamPolicy
-from streamproc.streams import Stream, default_factory
+from streamproc.stream_detectors import default_factory
+from streamproc.streams import Stream
 
 
 def changing(n: int, seed: int) -> list[float]:
