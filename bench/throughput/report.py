@@ -153,8 +153,10 @@ def table(r: Results) -> list[str]:
             ok,
         )
         row(
-            f"{at}: worker CPU (cores), events behind at the end",
-            f"{lat.worker_cores:.2f}, {lat.behind:,}",
+            f"{at}: worker CPU / waiting for a CPU / benchmark CPU (cores), events behind "
+            "at the end",
+            f"{lat.worker_cores:.2f} / {lat.worker_waiting:.2f} / {lat.bench_cores:.2f}, "
+            f"{lat.behind:,}",
         )
     if r.processes is not None:
         p = r.processes
@@ -284,6 +286,11 @@ def report(r: Results, command: str) -> str:
             f"{lat.seconds:.0f} s; {lat.alerts} alerts consumed, matched by kind: "
             f"{kinds or 'none'}; max latency {max(lat.latencies_ms, default=0):,.0f} ms.",
         ]
+        if lat.worker_waiting > lat.worker_cores:
+            lines[-1] += (
+                " The worker waited for a CPU longer than it ran on one: this latency is the"
+                " shared machine's, not the worker's (docs/performance.md, Why it lagged live)."
+            )
     lines += ["", RESULTS_END]
     return "\n".join(lines)
 
