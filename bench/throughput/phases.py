@@ -79,6 +79,9 @@ class Latency:
     produced: int = 0
     alerts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    delivery_ms: list[float] = field(default_factory=list)
+    """Per matched alert: consumed - the worker's ``detected_at``, the part of the latency
+    after the worker's engine (its producer, the broker, this benchmark's consumer)."""
     kinds: Counter[str] = field(default_factory=Counter)
     worker_cores: float = 0.0
     """The worker's CPU use while events were produced."""
@@ -91,10 +94,12 @@ class Latency:
     behind: int = 0
     """Events not yet processed when production ended."""
 
-    def quantile(self, q: float) -> float:
-        if not self.latencies_ms:
+    def quantile(self, q: float, of: list[float] | None = None) -> float:
+        """Of ``latencies_ms``, or of ``of`` (``delivery_ms``, say)."""
+        values = self.latencies_ms if of is None else of
+        if not values:
             return float("nan")
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
@@ -178,6 +183,7 @@ async def latency(
                     produced = due_ms.get(alert.get("event_id") or "")
                     if produced is not None:
                         result.latencies_ms.append(now_ms - produced)
+                        result.delivery_ms.append(now_ms - alert["detected_at"])
                         result.kinds[alert["stream"]["kind"]] += 1
 
     try:

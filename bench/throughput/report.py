@@ -152,6 +152,12 @@ def table(r: Results) -> list[str]:
             target,
             ok,
         )
+        if lat.delivery_ms:
+            row(
+                f"{at}: of which after detection (worker's producer, broker, consumer) p50 / p99",
+                f"{lat.quantile(0.5, lat.delivery_ms):,.0f} / "
+                f"{lat.quantile(0.99, lat.delivery_ms):,.0f} ms",
+            )
         row(
             f"{at}: worker CPU / waiting for a CPU / benchmark CPU (cores), events behind "
             "at the end",

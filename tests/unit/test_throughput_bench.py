@@ -155,3 +155,11 @@ def test_the_latency_schedule_is_encoded_before_the_clock_and_stamped_after() ->
     assert stamped(body, 1_700_000_000_123) == feature_body(
         expected[1], event_id, 1_700_000_000_123, expected[3]
     )
+
+
+def test_the_report_splits_off_what_came_after_detection() -> None:
+    r = Results(events=100)
+    r.latencies = [Latency(400.0, 10.0, latencies_ms=[900.0, 950.0], delivery_ms=[12.0, 30.0])]
+    assert "after detection (worker's producer, broker, consumer) p50 / p99 | 12 / 30 ms" in (
+        report(r, "python -m bench.throughput")
+    )
