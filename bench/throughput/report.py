@@ -252,10 +252,11 @@ def as_json(r: Results) -> dict[str, Any]:
 
     ``dataclasses.asdict`` rebuilds a Counter from its (key, count) pairs, counting the
     pairs, so each latency phase's ``kinds`` is put back as a plain dict (JSON refused the
-    tuple keys that made)."""
+    tuple keys that made); the alert ids a phase timed are left out."""
     results = dataclasses.asdict(r)
     for phase, lat in zip(results["latencies"], r.latencies, strict=True):
         phase["kinds"] = dict(lat.kinds)
+        del phase["timed"]
     return {**headline(r), "results": results}
 
 

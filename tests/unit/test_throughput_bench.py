@@ -122,6 +122,7 @@ def test_json_holds_the_headline_figures_and_every_result() -> None:
     assert figures["p99_ms_half_load"] == 20.0
     assert figures["floor_events_per_s"] == 1000 and figures["worker_events_per_s"] == 800
     assert figures["results"]["latencies"][0]["kinds"] == {"value": 2}
+    assert "timed" not in figures["results"]["latencies"][0]
 
 
 def test_schedstat_gives_seconds_on_a_cpu_and_waiting_for_one() -> None:
@@ -163,3 +164,17 @@ def test_the_report_splits_off_what_came_after_detection() -> None:
     assert "after detection (worker's producer, broker, consumer) p50 / p99 | 12 / 30 ms" in (
         report(r, "python -m bench.throughput")
     )
+
+
+def test_a_model_alert_resent_when_streams_join_is_not_timed_again() -> None:
+    lat = Latency(400.0, 10.0)
+    due = {"e1": 1_000, "e9": 6_000}
+    model_alert = {"alert_id": "m", "event_id": "e1", "stream": {"kind": "model"}}
+    lat.take(model_alert | {"detected_at": 1_020}, 1_040.0, due)
+    stream_alert = {"alert_id": "s", "event_id": "e9", "stream": {"kind": "value"}}
+    lat.take(stream_alert | {"detected_at": 6_010}, 6_030.0, due)
+    lat.take(model_alert | {"detected_at": 6_010}, 6_030.0, due)
+    lat.take({"alert_id": "x", "event_id": "other", "stream": {"kind": "value"}}, 6_040.0, due)
+    assert lat.alerts == 4
+    assert lat.latencies_ms == [40.0, 30.0]
+    assert lat.kinds == Counter(value=1, model=1)
