@@ -81,8 +81,9 @@ class Latency:
     alerts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
-    """Per matched alert: consumed - the worker's ``detected_at``, the part of the latency
-    after the worker's engine (its producer, the broker, this benchmark's consumer)."""
+    """Per timed alert: consumed - its ``detected_at``, the worker's clock when it took up
+    the alert's batch: the rest of that batch's processing, then its producer, the broker
+    and this benchmark's consumer; the rest of the latency is the wait before it."""
     kinds: Counter[str] = field(default_factory=Counter)
     worker_cores: float = 0.0
     """The worker's CPU use while events were produced."""

@@ -154,7 +154,7 @@ def table(r: Results) -> list[str]:
         )
         if lat.delivery_ms:
             row(
-                f"{at}: of which after detection (worker's producer, broker, consumer) p50 / p99",
+                f"{at}: of which after the worker took up the batch (`detected_at`) p50 / p99",
                 f"{lat.quantile(0.5, lat.delivery_ms):,.0f} / "
                 f"{lat.quantile(0.99, lat.delivery_ms):,.0f} ms",
             )

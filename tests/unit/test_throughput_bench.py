@@ -158,10 +158,10 @@ def test_the_latency_schedule_is_encoded_before_the_clock_and_stamped_after() ->
     )
 
 
-def test_the_report_splits_off_what_came_after_detection() -> None:
+def test_the_report_splits_off_what_came_after_the_batch_was_taken_up() -> None:
     r = Results(events=100)
     r.latencies = [Latency(400.0, 10.0, latencies_ms=[900.0, 950.0], delivery_ms=[12.0, 30.0])]
-    assert "after detection (worker's producer, broker, consumer) p50 / p99 | 12 / 30 ms" in (
+    assert "after the worker took up the batch (`detected_at`) p50 / p99 | 12 / 30 ms" in (
         report(r, "python -m bench.throughput")
     )
 
