@@ -114,6 +114,8 @@ class StreamprocApp:
         self._generation = 0
         """Bumped by every rebalance: restores started before it are abandoned."""
         self._background: asyncio.Future[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        """The checkpoint :meth:`take` started after ``checkpoint_events`` events."""
         self.faust = self._make_faust_app()
         install(self.faust)
         topics = settings.topics
@@ -189,11 +191,18 @@ class StreamprocApp:
             return False  # a rebalance overtook it before it was applied: not processed
         acked = consumer.ack_batch(batch)
         if self.ledger.since_checkpoint >= self.settings.worker.checkpoint_events:
-            try:
-                await self.checkpoint(sorted(self.ledger.owned))
-            except Exception as exc:  # the next round retries; recovery stays exact meanwhile
-                log.warning("checkpoint failed, will retry: %s", exc)
+            self._start_checkpoint()
         return acked
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint beside the agent, as the timer does: the agent waits only while the
+        round is built (under the lock), not for its writes (a flush, then two awaited
+        sends per partition with acks=-1), which held every partition's events back for
+        the whole round, about 1 s a round on the loaded benchmark machine
+        (docs/performance.md, Why it lagged live). One round at a time: while one is
+        writing, the events go on counting toward the next."""
+        if self._checkpoint_task is None or self._checkpoint_task.done():
+            self._checkpoint_task = asyncio.create_task(self._periodic_checkpoint())
 
     def _records(self, batch: FetchedBatch) -> list[Record]:
         kind = self._kinds[batch.tp.topic]
@@ -314,6 +323,8 @@ class StreamprocApp:
         acked, so Faust commits past them): the next owner re-processes them from this
         checkpoint's watermark, so each of their alerts is produced exactly once.
         """
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task  # it logs its own failure
         async with self._checkpointing:
             async with self._lock:
                 self._stopped = True

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -18,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from tqdm import tqdm
 
 from bench.throughput.floor import BatchProducer, Rate, all_partitions, bench_env, produce
-from bench.throughput.worker import Worker, cpu_seconds, wait_for_events
+from bench.throughput.worker import Worker, cpu_seconds, scheduled, wait_for_events
 from bench.throughput.workload import (
     FEATURES,
     MODELS,
@@ -79,16 +80,46 @@ class Latency:
     produced: int = 0
     alerts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    delivery_ms: list[float] = field(default_factory=list)
+    """Per timed alert: consumed - its ``detected_at``, the worker's clock when it took up
+    the alert's batch: the rest of that batch's processing, then its producer, the broker
+    and this benchmark's consumer; the rest of the latency is the wait before it."""
     kinds: Counter[str] = field(default_factory=Counter)
     worker_cores: float = 0.0
     """The worker's CPU use while events were produced."""
+    worker_waiting: float = 0.0
+    """Cores' worth of time the worker's threads were runnable but waited for a CPU while
+    events were produced: more than ``worker_cores`` means the machine, not the worker, set
+    the pace."""
+    bench_cores: float = 0.0
+    """The benchmark's own CPU use meanwhile (producer, alert consumer)."""
     behind: int = 0
     """Events not yet processed when production ended."""
 
-    def quantile(self, q: float) -> float:
-        if not self.latencies_ms:
+    timed: set[str] = field(default_factory=set)
+    """Alert ids already timed."""
+
+    def take(self, alert: dict[str, Any], now_ms: float, due_ms: dict[str, int]) -> None:
+        """Count a consumed alert; time it when it is the first with its id and its event is
+        one this phase produced. A model alert is re-sent with its id and first event when
+        more streams join it (streamproc/rollup.py): an update, not a detection, so timing
+        it against that first event would add the time until the stream joined (a whole
+        shift period, 5 s, in this workload)."""
+        self.alerts += 1
+        produced = due_ms.get(alert.get("event_id") or "")
+        if produced is None or alert["alert_id"] in self.timed:
+            return
+        self.timed.add(alert["alert_id"])
+        self.latencies_ms.append(now_ms - produced)
+        self.delivery_ms.append(now_ms - alert["detected_at"])
+        self.kinds[alert["stream"]["kind"]] += 1
+
+    def quantile(self, q: float, of: list[float] | None = None) -> float:
+        """Of ``latencies_ms``, or of ``of`` (``delivery_ms``, say)."""
+        values = self.latencies_ms if of is None else of
+        if not values:
             return float("nan")
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
@@ -113,6 +144,23 @@ def shifted_events(
             for s in range(min(shifts, FEATURES)):
                 row[s] += SHIFT
             yield due, models[m], f"L{seed}-{i}", row
+
+
+def schedule(
+    rate: float, seconds: float, period: float, seed: int, since: float
+) -> list[tuple[float, str, bytes, bytes]]:
+    """(due time, event id, key, body with ``ts`` 0) of every event, built before the clock
+    starts: the worker shares the machine (and its scheduling group) with this producer,
+    so the producer's work while it is measured is a list walk and :func:`stamped`."""
+    return [
+        (due, event_id, model.encode(), feature_body(model, event_id, 0, row))
+        for due, model, event_id, row in shifted_events(rate, seconds, period, seed, since)
+    ]
+
+
+def stamped(body: bytes, ts: int) -> bytes:
+    """``body`` from :func:`schedule` with its ``ts`` set to when it fell due."""
+    return body.replace(b'"ts":0,', b'"ts":%d,' % ts, 1)
 
 
 LOAD_FRACTIONS = (0.5, 0.25)
@@ -150,12 +198,7 @@ async def latency(
             now_ms = time.time() * 1000
             for batch in batches.values():
                 for message in batch:
-                    alert = orjson.loads(message.value)
-                    result.alerts += 1
-                    produced = due_ms.get(alert.get("event_id") or "")
-                    if produced is not None:
-                        result.latencies_ms.append(now_ms - produced)
-                        result.kinds[alert["stream"]["kind"]] += 1
+                    result.take(orjson.loads(message.value), now_ms, due_ms)
 
     try:
         consumer.assign(all_partitions([settings.topics.alerts]))
@@ -165,15 +208,13 @@ async def latency(
         reader = asyncio.create_task(consume())
         base = worker.metrics()["events"]
         topic = settings.topics.features
-        events = shifted_events(rate, seconds, period, seed=phase, since=since)
+        planned = schedule(rate, seconds, period, phase, since)
         cpu_started, wall_started = cpu_seconds(worker.proc.pid), time.perf_counter()
-        upcoming = next(events, None)
+        sched_started, bench_started = scheduled(worker.proc.pid), time.process_time()
         async with BatchProducer(kafka.bootstrap_servers) as producer:
-            with tqdm(
-                total=int(rate * seconds), desc="(c) latency", unit="ev", file=sys.stderr
-            ) as bar:
-                started = time.time()
-                while upcoming is not None:
+            with tqdm(total=len(planned), desc="(c) latency", unit="ev", file=sys.stderr) as bar:
+                started, i = time.time(), 0
+                while i < len(planned):
                     await asyncio.sleep(
                         max(
                             0.0,
@@ -184,23 +225,22 @@ async def latency(
                     )
                     elapsed = time.time() - started
                     chunk = []
-                    while upcoming is not None and upcoming[0] <= elapsed:
-                        due, model, event_id, row = upcoming
+                    while i < len(planned) and planned[i][0] <= elapsed:
+                        due, event_id, key, body = planned[i]
                         ts = int((started + due) * 1000)
                         due_ms[event_id] = ts
-                        chunk.append(
-                            (topic, model.encode(), feature_body(model, event_id, ts, row))
-                        )
-                        upcoming = next(events, None)
+                        chunk.append((topic, key, stamped(body, ts)))
+                        i += 1
                     if chunk:
                         await producer.send(chunk)
                         result.produced += len(chunk)
                         bar.update(len(chunk))
                     if len(producer.pending) > 1_000:
                         await producer.flush()
-        result.worker_cores = (cpu_seconds(worker.proc.pid) - cpu_started) / (
-            time.perf_counter() - wall_started
-        )
+        wall = time.perf_counter() - wall_started
+        result.worker_cores = (cpu_seconds(worker.proc.pid) - cpu_started) / wall
+        result.worker_waiting = (scheduled(worker.proc.pid) - sched_started).waited / wall
+        result.bench_cores = (time.process_time() - bench_started) / wall
         result.behind = int(base + result.produced - worker.metrics()["events"])
         await wait_for_events(
             worker, kafka.pid or 0, base + result.produced, "(c) draining", every=0.5, limit_s=300

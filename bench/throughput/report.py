@@ -152,9 +152,17 @@ def table(r: Results) -> list[str]:
             target,
             ok,
         )
+        if lat.delivery_ms:
+            row(
+                f"{at}: of which after the worker took up the batch (`detected_at`) p50 / p99",
+                f"{lat.quantile(0.5, lat.delivery_ms):,.0f} / "
+                f"{lat.quantile(0.99, lat.delivery_ms):,.0f} ms",
+            )
         row(
-            f"{at}: worker CPU (cores), events behind at the end",
-            f"{lat.worker_cores:.2f}, {lat.behind:,}",
+            f"{at}: worker CPU / waiting for a CPU / benchmark CPU (cores), events behind "
+            "at the end",
+            f"{lat.worker_cores:.2f} / {lat.worker_waiting:.2f} / {lat.bench_cores:.2f}, "
+            f"{lat.behind:,}",
         )
     if r.processes is not None:
         p = r.processes
@@ -244,10 +252,11 @@ def as_json(r: Results) -> dict[str, Any]:
 
     ``dataclasses.asdict`` rebuilds a Counter from its (key, count) pairs, counting the
     pairs, so each latency phase's ``kinds`` is put back as a plain dict (JSON refused the
-    tuple keys that made)."""
+    tuple keys that made); the alert ids a phase timed are left out."""
     results = dataclasses.asdict(r)
     for phase, lat in zip(results["latencies"], r.latencies, strict=True):
         phase["kinds"] = dict(lat.kinds)
+        del phase["timed"]
     return {**headline(r), "results": results}
 
 
@@ -284,6 +293,11 @@ def report(r: Results, command: str) -> str:
             f"{lat.seconds:.0f} s; {lat.alerts} alerts consumed, matched by kind: "
             f"{kinds or 'none'}; max latency {max(lat.latencies_ms, default=0):,.0f} ms.",
         ]
+        if lat.worker_waiting > lat.worker_cores:
+            lines[-1] += (
+                " The worker waited for a CPU longer than it ran on one: this latency is the"
+                " shared machine's, not the worker's (docs/performance.md, Why it lagged live)."
+            )
     lines += ["", RESULTS_END]
     return "\n".join(lines)
 

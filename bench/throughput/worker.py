@@ -79,6 +79,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """Seconds a process's threads spent on a CPU and runnable but waiting for one."""
+
+    ran: float
+    waited: float
+
+    def __sub__(self, earlier: Scheduled) -> Scheduled:
+        return Scheduled(self.ran - earlier.ran, self.waited - earlier.waited)
+
+
+def parse_schedstat(text: str) -> Scheduled:
+    """One ``/proc/PID/task/TID/schedstat``: nanoseconds on a CPU, nanoseconds runnable on
+    a run queue, time slices."""
+    ran, waited = text.split()[:2]
+    return Scheduled(int(ran) / 1e9, int(waited) / 1e9)
+
+
+def scheduled(pid: int) -> Scheduled:
+    """Summed over the threads of ``pid`` and its descendants. CPU seconds alone cannot
+    tell a worker that waits on the broker from one that waits for a CPU on a shared
+    machine; the run-queue time can (docs/performance.md, Why it lagged live)."""
+    ran = waited = 0.0
+    for process in process_tree(pid):
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            for task in Path(f"/proc/{process}/task").iterdir():
+                one = parse_schedstat((task / "schedstat").read_text())
+                ran, waited = ran + one.ran, waited + one.waited
+    return Scheduled(ran, waited)
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants still running, from /proc."""
     found, todo = [], [pid]

@@ -265,3 +265,36 @@ async def test_a_fetch_is_delivered_in_batches_merged_by_timestamp() -> None:
         (TOPIC, 3000, 500, 3000),
         ("outcomes", 2000, 500, 2000),
     ]
+
+
+class HeldCheckpointTopic:
+    """Stands in for the checkpoint topic; each send's delivery waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.keys: list[bytes] = []
+        self.release = asyncio.Event()
+
+    async def send(self, key: bytes, value: bytes | None, partition: int) -> Any:
+        self.keys.append(key)
+        return asyncio.ensure_future(self.release.wait())
+
+
+async def test_the_agent_does_not_wait_for_a_checkpoints_writes() -> None:
+    environ = {"STREAMPROC_TOPICS_FEATURES": TOPIC, "STREAMPROC_WORKER_CHECKPOINT_EVENTS": "20"}
+    app = StreamprocApp(load_settings(environ=environ))
+    consumer = app.faust.consumer
+    assert isinstance(consumer, BatchConsumer)
+    await app.faust.topics._update_indices()
+    app.alerts_topic, app.dead_letter_topic = Sink(), Sink()
+    topic = HeldCheckpointTopic()
+    app.checkpoint_topic = topic
+    app.owned.add(0)
+
+    assert await asyncio.wait_for(app.take(consumer, fetched(consumer, range(0, 30))), 5)
+    assert await asyncio.wait_for(app.take(consumer, fetched(consumer, range(30, 40))), 5)
+
+    task = app._checkpoint_task
+    assert task is not None and not task.done(), "the checkpoint is still writing"
+    topic.release.set()
+    await asyncio.wait_for(app.stop_processing(), 5)
+    assert task.done() and topic.keys, "stopping waited for it, then wrote its own round"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -19,11 +20,12 @@ import pytest
 from bench.throughput import profile
 from bench.throughput.floor import Rate
 from bench.throughput.hotpath import VARIANTS, hot_path_subprocess
-from bench.throughput.phases import Latency
+from bench.throughput.phases import Latency, schedule, shifted_events, stamped
 from bench.throughput.profile import COMPONENTS, Frame, parse_frame, profile_summary
-from bench.throughput.report import Results, as_json
+from bench.throughput.report import Results, as_json, report
 from bench.throughput.scaling import SideBySide
-from bench.throughput.workload import engine_settings_json
+from bench.throughput.worker import Scheduled, parse_schedstat, scheduled
+from bench.throughput.workload import engine_settings_json, feature_body
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,3 +122,59 @@ def test_json_holds_the_headline_figures_and_every_result() -> None:
     assert figures["p99_ms_half_load"] == 20.0
     assert figures["floor_events_per_s"] == 1000 and figures["worker_events_per_s"] == 800
     assert figures["results"]["latencies"][0]["kinds"] == {"value": 2}
+    assert "timed" not in figures["results"]["latencies"][0]
+
+
+def test_schedstat_gives_seconds_on_a_cpu_and_waiting_for_one() -> None:
+    assert parse_schedstat("2500000000 7500000000 1234\n") == Scheduled(2.5, 7.5)
+    assert Scheduled(3.0, 9.0) - Scheduled(1.0, 1.5) == Scheduled(2.0, 7.5)
+
+
+def test_the_run_queue_time_of_this_process_is_read() -> None:
+    now = scheduled(os.getpid())
+    assert now.ran > 0 and now.waited >= 0
+
+
+def test_the_report_says_when_the_worker_waited_for_a_cpu_more_than_it_ran() -> None:
+    r = Results(events=100)
+    starved = Latency(400.0, 10.0, latencies_ms=[900.0], worker_cores=0.2, worker_waiting=0.7)
+    starved.bench_cores = 0.1
+    r.latencies = [starved]
+    text = report(r, "python -m bench.throughput")
+    assert "0.20 / 0.70 / 0.10" in text
+    assert "waited for a CPU longer than it ran" in text
+    r.latencies = [Latency(400.0, 10.0, latencies_ms=[9.0], worker_cores=0.7, worker_waiting=0.1)]
+    assert "waited for a CPU longer" not in report(r, "python -m bench.throughput")
+
+
+def test_the_latency_schedule_is_encoded_before_the_clock_and_stamped_after() -> None:
+    planned = schedule(rate=100.0, seconds=0.5, period=5.0, seed=3, since=0.0)
+    assert len(planned) == 50
+    due, event_id, key, body = planned[7]
+    expected = next(e for e in shifted_events(100.0, 0.5, 5.0, 3, 0.0) if e[2] == event_id)
+    assert (due, key) == (expected[0], expected[1].encode())
+    assert stamped(body, 1_700_000_000_123) == feature_body(
+        expected[1], event_id, 1_700_000_000_123, expected[3]
+    )
+
+
+def test_the_report_splits_off_what_came_after_the_batch_was_taken_up() -> None:
+    r = Results(events=100)
+    r.latencies = [Latency(400.0, 10.0, latencies_ms=[900.0, 950.0], delivery_ms=[12.0, 30.0])]
+    assert "after the worker took up the batch (`detected_at`) p50 / p99 | 12 / 30 ms" in (
+        report(r, "python -m bench.throughput")
+    )
+
+
+def test_a_model_alert_resent_when_streams_join_is_not_timed_again() -> None:
+    lat = Latency(400.0, 10.0)
+    due = {"e1": 1_000, "e9": 6_000}
+    model_alert = {"alert_id": "m", "event_id": "e1", "stream": {"kind": "model"}}
+    lat.take(model_alert | {"detected_at": 1_020}, 1_040.0, due)
+    stream_alert = {"alert_id": "s", "event_id": "e9", "stream": {"kind": "value"}}
+    lat.take(stream_alert | {"detected_at": 6_010}, 6_030.0, due)
+    lat.take(model_alert | {"detected_at": 6_010}, 6_030.0, due)
+    lat.take({"alert_id": "x", "event_id": "other", "stream": {"kind": "value"}}, 6_040.0, due)
+    assert lat.alerts == 4
+    assert lat.latencies_ms == [40.0, 30.0]
+    assert lat.kinds == Counter(value=1, model=1)
