@@ -179,12 +179,9 @@ class Seasonal:
         if start is None:
             start = self.week_start = ts
         elapsed = ts - start
-        w = ts % WEEK_MS // WEEK_BIN_MS
-        counts, means = self.week_n, self.week_mean
-        n = counts[w] = counts[w] + 1
-        memories = elapsed / _WEEK_MEMORY_MS
-        step = (x - means[w]) * (1.0 / n if memories <= 1.0 else min(1.0, memories / n))
-        means[w] += step
+        step = _learn(
+            self.week_n, self.week_mean, ts % WEEK_MS // WEEK_BIN_MS, x, elapsed / _WEEK_MEMORY_MS
+        )
         if weekly == LEARNING:
             self._accumulate(x)
             if elapsed >= WEEK_MS + WEEK_BIN_MS:
@@ -198,12 +195,9 @@ class Seasonal:
         if start is None:
             start = self.day_start = ts
         elapsed = ts - start
-        d = ts % DAY_MS // DAY_BIN_MS
-        counts, means = self.day_n, self.day_mean
-        n = counts[d] = counts[d] + 1
-        memories = elapsed / _DAY_MEMORY_MS
-        step = (x - means[d]) * (1.0 / n if memories <= 1.0 else min(1.0, memories / n))
-        means[d] += step
+        step = _learn(
+            self.day_n, self.day_mean, ts % DAY_MS // DAY_BIN_MS, x, elapsed / _DAY_MEMORY_MS
+        )
         if self.daily == LEARNING:
             self._accumulate(x)
             if elapsed >= DAY_MS + DAY_BIN_MS:
@@ -399,3 +393,12 @@ def _means(value: object, size: int, bound: float, where: str) -> list[float]:
     ):
         raise StateError(f"{where}: expected {size} finite numbers within +/-{bound:g}")
     return [float(m) for m in value]
+
+
+def _learn(counts: list[int], means: list[float], b: int, x: float, memories: float) -> float:
+    """Move bin ``b``'s mean toward ``x`` and return the step: a plain mean while the
+    profile has seen at most one memory span, then an exponential average with that memory."""
+    n = counts[b] = counts[b] + 1
+    step = (x - means[b]) * (1.0 / n if memories <= 1.0 else min(1.0, memories / n))
+    means[b] += step
+    return step
