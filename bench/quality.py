@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import importlib
 import math
 import multiprocessing
 import os
@@ -655,39 +656,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cycles(quick: bool, only: str | None, processes: int, output: Path | None) -> int:
     """The cycle scenarios in event time (bench/quality_cycles.py), with the same --only."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import quality_cycles  # bench/ is not a package
-
     argv = [*(["--quick"] if quick else []), *(["--only", only] if only else [])]
-    argv += ["--processes", str(processes)]
-    write = None if output is None else lambda text: quality_cycles.write_doc(output, text)
-    status: int = quality_cycles.main(argv, write=write)
-    return status
+    return _sibling("quality_cycles", [*argv, "--processes", str(processes)], output)
 
 
 def _categories(quick: bool, only: str | None, output: Path | None) -> int:
     """The category stream scenarios (bench/quality_categories.py), on a full or quick run."""
     if only is not None:
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import quality_categories  # bench/ is not a package
-
-    argv = ["--quick"] if quick or output is None else []
-    write = None if output is None else lambda text: quality_categories.write_doc(output, text)
-    status: int = quality_categories.main(argv, write=write)
-    return status
+    return _sibling("quality_categories", ["--quick"] if quick or output is None else [], output)
 
 
 def _model(quick: bool, only: str | None, output: Path | None) -> int:
     """The 50-feature model (bench/quality_model.py: the budget per model), likewise."""
     if only is not None:
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import quality_model  # bench/ is not a package
+    return _sibling("quality_model", ["--quick"] if quick or output is None else [], output)
 
-    argv = ["--quick"] if quick or output is None else []
-    write = None if output is None else lambda text: quality_model.write_doc(output, text)
-    status: int = quality_model.main(argv, write=write)
+
+def _sibling(name: str, argv: list[str], output: Path | None) -> int:
+    """Run another bench/quality_*.py module's main, writing its section of ``output``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    module = importlib.import_module(name)  # bench/ is not a package
+    write = None if output is None else lambda text: module.write_doc(output, text)
+    status: int = module.main(argv, write=write)
     return status
 
 
