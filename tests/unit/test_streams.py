@@ -27,9 +27,15 @@ def raw_stream(detector: DetectorSpec) -> Stream:
 
 
 def test_inlined_adwin_detects_and_ends_exactly_as_river() -> None:
-    values = changing(6000, seed=4)
-    stream = raw_stream(DetectorSpec(type="adwin"))
-    river = drift.ADWIN()
+    assert_as_river(DetectorSpec(type="adwin"), drift.ADWIN(), changing(6000, seed=4), 3)
+
+
+def assert_as_river(
+    spec: DetectorSpec, river: drift.base.DriftDetector, values: list[float], changes: int
+) -> None:
+    """A raw stream of ``spec`` alerts on exactly the events ``river`` detects, at least
+    ``changes`` times, and ends in River's exact state."""
+    stream = raw_stream(spec)
     ours, theirs = [], []
     for i, x in enumerate(values, start=1):
         if stream.update(x, None, 0, 0):
@@ -38,7 +44,7 @@ def test_inlined_adwin_detects_and_ends_exactly_as_river() -> None:
         if river.drift_detected:
             theirs.append(i)
     assert ours == theirs
-    assert len(ours) >= 3, "the changes must be detected for the test to mean anything"
+    assert len(ours) >= changes, "the changes must be detected for the test to mean anything"
     assert stream.to_state()["detectors"] == [state.encode_detector(river)]
 
 
