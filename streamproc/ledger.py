@@ -205,8 +205,12 @@ class Ledger:
     def rounds(self, partitions: list[int], now_ms: int, snapshot: Snapshot) -> list[Round]:
         """A checkpoint's rounds, one per partition; the count of records since the last
         checkpoint starts again."""
-        self.since_checkpoint = 0
+        self.checkpoint_started()
         return [self.round(p, now_ms, snapshot) for p in partitions]
+
+    def checkpoint_started(self) -> None:
+        """A checkpoint began: the records applied from now on count toward the next one."""
+        self.since_checkpoint = 0
 
     def round(self, partition: int, now_ms: int, snapshot: Snapshot) -> Round:
         """The records of one checkpoint round for a partition: its dirty models are no

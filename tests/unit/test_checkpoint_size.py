@@ -132,6 +132,7 @@ async def test_one_failing_partition_does_not_block_the_others() -> None:
             for i in range(5)
         ]
         app.pipeline.handle(records, 0)
+    app.ledger.owned.update({0, 1, 2})
     topic = FlakyCheckpointTopic(failing=1)
     app.checkpoint_topic = topic
     with pytest.raises(Exception, match="partition 1"):

@@ -1,0 +1,66 @@
+"""A checkpoint builds one partition's round at a time under the app's lock, so a batch
+waiting for the lock is applied between two rounds instead of after all of them: the
+agent waits for one partition's snapshots, not a whole checkpoint's (the live p99,
+docs/performance.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from faust.types import TP
+
+from streamproc.batches import FetchedBatch
+from streamproc.checkpoints import read_partition
+from tests.unit.test_batches import TOPIC, consumer_record, started_app
+from tests.unit.test_handover import Delivered, Producer
+
+
+def batch_of(model: str, partition: int, offsets: range, epoch: int) -> FetchedBatch:
+    records = []
+    for o in offsets:
+        body = orjson.dumps({"model": model, "id": f"{model}-{o}", "features": {"x": o % 5}})
+        record = consumer_record(o, body, partition)
+        record.key = model.encode()
+        records.append(record)
+    return FetchedBatch(TP(TOPIC, partition), records, epoch, offsets[0])
+
+
+async def test_a_waiting_batch_is_applied_between_two_partitions_rounds() -> None:
+    app, consumer = await started_app()
+    app.checkpoint_topic, app.faust.producer = Delivered(), Producer()
+    app.ledger.owned.update({0, 1})
+    assert await app.take(consumer, batch_of("a", 0, range(0, 10), consumer.epoch))
+    assert await app.take(consumer, batch_of("b", 1, range(0, 10), consumer.epoch))
+
+    async with app._lock:  # the agent busy: the checkpoint queues first, then a batch
+        checkpoint = asyncio.create_task(app.checkpoint([0, 1]))
+        await asyncio.sleep(0)
+        take = asyncio.create_task(
+            app.take(consumer, batch_of("b", 1, range(10, 25), consumer.epoch))
+        )
+        await asyncio.sleep(0)
+    assert await asyncio.wait_for(take, 5)
+    await asyncio.wait_for(checkpoint, 5)
+
+    sent = app.checkpoint_topic.sent
+    first = read_partition((m["key"], m["value"]) for m in sent if m["partition"] == 0)
+    second = read_partition((m["key"], m["value"]) for m in sent if m["partition"] == 1)
+    assert first.resume_offsets() == (10, 0)
+    assert second.resume_offsets() == (25, 0), "partition 1's round came after the batch"
+
+
+async def test_a_partition_revoked_during_a_checkpoint_is_left_to_its_handover() -> None:
+    app, consumer = await started_app()
+    app.checkpoint_topic, app.faust.producer = Delivered(), Producer()
+    app.ledger.owned.update({0, 1})
+    assert await app.take(consumer, batch_of("a", 0, range(0, 10), consumer.epoch))
+    assert await app.take(consumer, batch_of("b", 1, range(0, 10), consumer.epoch))
+
+    async with app._lock:
+        checkpoint = asyncio.create_task(app.checkpoint([0, 1]))
+        await asyncio.sleep(0)
+        app.pipeline.forget(1)  # as a revocation whose handover gave up does
+    await asyncio.wait_for(checkpoint, 5)
+
+    assert {m["partition"] for m in app.checkpoint_topic.sent} == {0}
