@@ -50,6 +50,11 @@ class Plan:
     scrape_seconds: float
 
 
+BROKER_PROPERTIES = {"group.initial.rebalance.delay.ms": "3000"}
+"""Kafka's default (the test broker sets 0): a new group waits 3 s for more members before
+its first assignment, so the two processes of ``--processes 2`` join it together instead
+of one taking every partition and the second's join forcing a rebalance ~6 s later."""
+
 FULL = Plan(200_000, 20_000, 5, 4_000, 5, 20, 60, 10, 2.0)
 QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0)
 
@@ -58,7 +63,7 @@ async def broker_phases(
     plan: Plan, r: Results, tmp: Path, profile: bool, keep_profile: Path | None, scaling: bool
 ) -> None:
     port, controller = free_ports(2)
-    kafka = LocalKafka(port, controller, timeout=120)
+    kafka = LocalKafka(port, controller, timeout=120, properties=BROKER_PROPERTIES)
     log(f"starting a local broker on {kafka.bootstrap_servers}")
     await asyncio.to_thread(kafka.start)
     workers: list[Worker] = []

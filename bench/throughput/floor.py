@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 from tqdm import tqdm
 
-from bench.throughput.workload import BATCH, PARTITIONS, make_engine
+from bench.throughput.workload import BATCH, PARTITIONS, make_engine, partition_for
 from streamproc.dev.localkafka import LocalKafka
 from streamproc.events import EventKind
 from streamproc.pipeline import Pipeline, Record
@@ -29,15 +28,6 @@ def bench_env(kafka: LocalKafka, tmp: Path, group: str) -> dict[str, str]:
         "STREAMPROC_WORKER_DATA_DIR": str(tmp / f"worker-{group}"),
         "STREAMPROC_METRICS_HOST": "127.0.0.1",
     }
-
-
-PARTITIONER = DefaultPartitioner()
-
-
-def partition_for(key: bytes) -> int:
-    """The partition the Java client (and aiokafka's default partitioner) picks for a key."""
-    partitions = list(range(PARTITIONS))
-    return int(PARTITIONER(key, partitions, partitions))
 
 
 class BatchProducer:

@@ -25,8 +25,8 @@ from bench.throughput.workload import (
     MODELS,
     RECOVERY_LINE,
     SHIFT,
+    bench_models,
     feature_body,
-    model_names,
 )
 from streamproc.dev.localkafka import LocalKafka
 from streamproc.events import EventKind
@@ -130,7 +130,7 @@ def shifted_events(
     every ``period`` seconds, models staggered evenly over the period; ``since`` is the
     time already spent in earlier latency phases, so that shifts carry on, not reset."""
     rng = np.random.default_rng(seed)
-    models = model_names(MODELS)
+    models = bench_models()
     total = int(rate * seconds)
     chunk = 5_000
     for first in range(0, total, chunk):
@@ -266,7 +266,7 @@ async def restart_worker(
             m,
             feature_body(m, f"wake-{m}", int(time.time() * 1000), [0.0] * FEATURES),
         )
-        for m in model_names(MODELS)
+        for m in bench_models()
     )
     await produce(kafka.bootstrap_servers, settings, wake, MODELS)
     deadline = time.monotonic() + 180

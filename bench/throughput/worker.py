@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.throughput.floor import Rate
+from streamproc.aggregate import WORKER_LABEL
 from streamproc.dev import scrape
 from streamproc.dev.processes import child_env, free_ports, spawn, streamproc_command, terminate
 
@@ -46,14 +47,19 @@ class Worker:
         return total
 
     def metrics(self) -> dict[str, float]:
-        """Sums of streamproc_events_total and streamproc_detector_updates_total."""
+        """Sums of streamproc_events_total and streamproc_detector_updates_total, and
+        ``consuming``: how many worker processes counted events (a supervisor labels each
+        child's series with ``worker``; a single worker is one process)."""
         try:
             samples = scrape.scrape(self.metrics_port)
         except OSError:
-            return {"events": 0.0, "updates": 0.0}
+            return {"events": 0.0, "updates": 0.0, "consuming": 0.0}
+        events = scrape.matching(samples, "streamproc_events_total")
+        counted = {s.labels.get(WORKER_LABEL, "") for s in events if s.value > 0}
         return {
-            "events": scrape.total(samples, "streamproc_events_total"),
+            "events": sum(s.value for s in events),
             "updates": scrape.total(samples, "streamproc_detector_updates_total"),
+            "consuming": float(len(counted)),
         }
 
     def check(self) -> None:
@@ -136,18 +142,24 @@ class Sample:
     worker_cpu: float
     broker_cpu: float
     machine: float
+    consuming: float = 1.0
+    """Worker processes that had counted events by then."""
 
 
 @dataclass
 class Run:
-    """Samples of one worker run, and the steady part of it: from the first sample that saw
-    events to the last one before the end (so neither start-up nor the tail is counted)."""
+    """Samples of one worker run, and the steady part of it: from the first sample in which
+    every one of its ``processes`` had counted events to the last one before the end, so
+    neither start-up, nor the group's join and rebalance while the processes come up one
+    by one, nor the tail is counted."""
 
     samples: list[Sample]
     total: float
+    processes: int = 1
 
     def steady(self) -> tuple[Sample, Sample]:
-        started = [x for x in self.samples if x.events > 0]
+        started = [x for x in self.samples if x.events > 0 and x.consuming >= self.processes]
+        started = started or [x for x in self.samples if x.events > 0]
         inside = [x for x in started if x.events < self.total]
         if len(inside) >= 2:
             return inside[0], inside[-1]
@@ -182,12 +194,18 @@ class Run:
 
 
 async def wait_for_events(
-    worker: Worker, broker_pid: int, total: float, desc: str, every: float, limit_s: float = 900.0
+    worker: Worker,
+    broker_pid: int,
+    total: float,
+    desc: str,
+    every: float,
+    limit_s: float = 900.0,
+    processes: int = 1,
 ) -> Run:
     """Sample /metrics (and CPU use) until ``total`` events are counted: every 0.2 s until
     the first event, then every ``every`` seconds, since each scrape costs the worker CPU
     (its exposition holds up to 1,000 per-stream series)."""
-    run = Run([], total)
+    run = Run([], total, processes)
     deadline = time.monotonic() + limit_s
     with tqdm(total=int(total), desc=desc, unit="ev", file=sys.stderr, mininterval=1.0) as bar:
         while True:
@@ -201,6 +219,7 @@ async def wait_for_events(
                 worker.cpu(),
                 cpu_seconds(broker_pid),
                 machine_busy(),
+                counts["consuming"],
             )
             run.samples.append(sample)
             bar.n = int(sample.events)
