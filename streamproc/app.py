@@ -32,7 +32,7 @@ from typing import Any
 
 import faust
 
-from streamproc.batches import BatchConsumer, FetchedBatch, install
+from streamproc.batches import BatchConsumer, Fetch, FetchedBatch, install
 from streamproc.checkpoints import Offsets, PartitionCheckpoint, rebase
 from streamproc.connection import faust_broker, faust_credentials
 from streamproc.engine import Engine
@@ -117,7 +117,8 @@ class StreamprocApp:
         self._checkpoint_task: asyncio.Task[None] | None = None
         """The checkpoint :meth:`take` started after ``checkpoint_events`` events."""
         self.faust = self._make_faust_app()
-        install(self.faust)
+        worker = settings.worker
+        install(self.faust, Fetch(worker.fetch_max_wait_ms, worker.fetch_min_bytes))
         topics = settings.topics
         self.features_topic = self._source(topics.features)
         self.outcomes_topic = self._source(topics.outcomes)

@@ -453,6 +453,21 @@ class WorkerSettings(Frozen):
         description="Run the worker on uvloop (10-20% less CPU per event); false: asyncio's "
         "own event loop.",
     )
+    fetch_max_wait_ms: int = Field(
+        default=30,
+        ge=0,
+        le=INT32_MAX,
+        description="How long the broker may hold a fetch to gather fetch_min_bytes "
+        "(Kafka's fetch.max.wait.ms): at most this much latency, for fewer and larger "
+        "batches (docs/performance.md, Latency).",
+    )
+    fetch_min_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        le=INT32_MAX,
+        description="Bytes a fetch waits for, up to fetch_max_wait_ms (fetch.min.bytes); "
+        "1: return whatever arrived, waking the worker for every few records.",
+    )
 
     @field_validator("processes")
     @classmethod

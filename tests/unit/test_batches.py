@@ -13,13 +13,14 @@ import threading
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from faust.transport import consumer as faust_consumer
 from faust.types import TP
 from faust.types.tuples import ack_lock
 
 from streamproc.app import StreamprocApp
-from streamproc.batches import FETCH_MAX_WAIT_MS, BatchConsumer, FetchedBatch
+from streamproc.batches import BatchConsumer, Fetch, FetchedBatch
 from streamproc.checkpoints import PartitionCheckpoint
 from streamproc.settings import load_settings
 
@@ -204,15 +205,30 @@ async def test_a_rebalance_clears_the_queue_and_stops_delivery() -> None:
     assert consumer._read_offset[second.tp] is None
 
 
-async def test_faust_worker_consumer_gets_the_short_fetch_wait() -> None:
-    app, consumer = await started_app()
-    thread = consumer._new_consumer_thread()
-    aiokafka_consumer = thread._create_worker_consumer(app.faust.transport)
-    await aiokafka_consumer.stop()  # never started: only closes it
-    assert aiokafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(
-        type(aiokafka_consumer).start
-    ), "aiokafka no longer hands the consumer's fetch wait to its Fetcher on start()"
+async def test_faust_worker_consumer_fetches_as_the_settings_say() -> None:
+    default, _ = await started_app()
+    environ = {
+        "STREAMPROC_TOPICS_FEATURES": TOPIC,
+        "STREAMPROC_WORKER_FETCH_MAX_WAIT_MS": "7",
+        "STREAMPROC_WORKER_FETCH_MIN_BYTES": "1",
+    }
+    app = StreamprocApp(load_settings(environ=environ))
+    fetched = {}
+    for name, subject in (("default", default), ("set", app)):
+        consumer = subject.faust.consumer
+        assert isinstance(consumer, BatchConsumer)
+        aiokafka_consumer = consumer._new_consumer_thread()._create_worker_consumer(
+            subject.faust.transport
+        )
+        await aiokafka_consumer.stop()  # never started: only closes it
+        fetched[name] = (aiokafka_consumer._fetch_max_wait_ms, aiokafka_consumer._fetch_min_bytes)
+    assert fetched == {"default": (Fetch().max_wait_ms, Fetch().min_bytes), "set": (7, 1)}
+    start = inspect.getsource(AIOKafkaConsumer.start)
+    for handed in (
+        "fetch_max_wait_ms=self._fetch_max_wait_ms",
+        "fetch_min_bytes=self._fetch_min_bytes",
+    ):
+        assert handed in start, f"aiokafka no longer hands {handed} to its Fetcher on start()"
 
 
 class AssignedMidRestore:
