@@ -5,6 +5,9 @@ Everything runs on a local broker started for the run (free ports, removed at th
 1. hot path: ``Pipeline.handle`` over batches of 1,000 records, in process, CPU time; also
    with no-op detectors (River's share); with ``--baseline REF`` also that commit's code,
    round by round, for a before/after ratio;
+1b. paced: the latency phase's events through the same ``Pipeline`` in per-partition
+   batches every 10 ms at half the hot path's rate, against the same back to back (the
+   CPU a live worker's idle gaps cost, without Kafka);
 2. recovery: 100,000 streams (2,500 models x 20 features x value and missing-rate streams)
    written as the worker writes checkpoints, then read and restored through
    ``Pipeline.restore``;
@@ -15,12 +18,13 @@ Everything runs on a local broker started for the run (free ports, removed at th
    its steady rate read from its ``/metrics``, its CPU and peak RSS from ``/proc``;
 6. profile: a second worker on the same backlog under ``py-spy`` (CPU by component), and a
    third with no detectors configured (what the framework around them costs);
-6b. side by side, each a fresh group over the whole backlog: ``--processes 1`` then
-   ``--processes 2`` (``processes_2_speedup``), and checkpoints effectively off then as
-   configured by default (``checkpoint_cost`` = 1 - default / off);
 7. restart: worker (b)'s group restarted, its recovery log lines (state bytes, seconds);
 8. (c) latency: production at 50% and 25% of (b)'s rate with staggered mean shifts; event
-   time to alert consumption, matched by the alert's ``event_id``.
+   time to alert consumption, matched by the alert's ``event_id``;
+9. side by side, last, each a fresh group over the same first 600,000 events of the
+   topics (the preload and (c)'s): ``--processes 1`` then ``--processes 2``
+   (``processes_2_speedup``), and checkpoints effectively off then as configured by
+   default (``checkpoint_cost`` = 1 - default / off).
 
     python -m bench.throughput --baseline 0137015  # full run, ~8 min; docs/performance.md
     python -m bench.throughput --quick             # smoke run (20,000 events); prints only

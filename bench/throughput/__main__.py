@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.throughput import __doc__ as throughput_doc
 from bench.throughput.floor import bench_env, floor, produce
 from bench.throughput.hotpath import measure_hot_path
+from bench.throughput.pacing import measure_pacing
 from bench.throughput.phases import LOAD_FRACTIONS, framework_ceiling, latency, restart_worker
 from bench.throughput.profile import profile_worker
 from bench.throughput.recovery import measure_recovery
@@ -48,6 +49,11 @@ class Plan:
     latency_seconds: float
     shift_period: float
     scrape_seconds: float
+    pacing_seconds: float
+    pacing_rounds: int
+    scaling_events: int
+    """Events each side-by-side run reads (the preload and (c)'s, as far as they go): long
+    enough that two processes run together for ~10 s, the join excluded."""
 
 
 BROKER_PROPERTIES = {"group.initial.rebalance.delay.ms": "3000"}
@@ -55,8 +61,8 @@ BROKER_PROPERTIES = {"group.initial.rebalance.delay.ms": "3000"}
 its first assignment, so the two processes of ``--processes 2`` join it together instead
 of one taking every partition and the second's join forcing a rebalance ~6 s later."""
 
-FULL = Plan(200_000, 20_000, 5, 4_000, 5, 20, 60, 10, 2.0)
-QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0)
+FULL = Plan(200_000, 20_000, 5, 4_000, 5, 20, 60, 10, 2.0, 3.0, 3, 600_000)
+QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0, 1.0, 1, 20_000)
 
 
 async def broker_phases(
@@ -102,12 +108,6 @@ async def broker_phases(
         r.ceiling = await framework_ceiling(kafka, tmp, total, plan.scrape_seconds)
         log(f"(b) without detectors: {r.ceiling.events_per_s:,.0f} events/s")
 
-        if scaling:
-            r.processes = await processes_speedup(kafka, tmp, total, plan.scrape_seconds)
-            log(f"two processes / one: x{r.processes.ratio:.2f}")
-            r.checkpoints = await checkpoint_cost(kafka, tmp, total, plan.scrape_seconds)
-            log(f"checkpoint cost: {1 - r.checkpoints.ratio:.1%}")
-
         worker, r.restart = await restart_worker(kafka, settings, tmp, env)
         workers.append(worker)
         log(f"restart: {r.restart.streams} streams restored in {r.restart.seconds:.2f} s")
@@ -127,6 +127,16 @@ async def broker_phases(
             r.latencies.append(lat)
             log(f"(c) p99 {lat.quantile(0.99):,.0f} ms")
         await asyncio.to_thread(worker.stop)
+
+        if scaling:
+            # Last: by now the topics also hold (c)'s events, a longer backlog than the preload.
+            events = max(
+                total, min(plan.scaling_events, total + sum(x.produced for x in r.latencies))
+            )
+            r.processes = await processes_speedup(kafka, tmp, events, plan.scrape_seconds)
+            log(f"two processes / one: x{r.processes.ratio:.2f}")
+            r.checkpoints = await checkpoint_cost(kafka, tmp, events, plan.scrape_seconds)
+            log(f"checkpoint cost: {1 - r.checkpoints.ratio:.1%}")
     finally:
         for w in workers:
             await asyncio.to_thread(w.stop)
@@ -169,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         if "hot" not in args.skip:
             r.hot = measure_hot_path(plan.hot_events, args.baseline, tmp, plan.hot_rounds)
             log(f"hot path: {r.hot.best('default')['events_per_s']:,.0f} events/s")
+            half = r.hot.best("default")["events_per_s"] / 2
+            r.pacing = measure_pacing(half, plan.pacing_seconds, plan.pacing_rounds)
+            log(f"paced hot path: x{r.pacing.ratio:.2f} the CPU per event back to back")
         if "recovery" not in args.skip:
             log("recovery of 100,000 streams")
             r.recovery = measure_recovery(plan.template_events, plan.templates)

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import statistics
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from bench.throughput.floor import Rate
 from bench.throughput.hotpath import HotPath
+from bench.throughput.pacing import Pacing
 from bench.throughput.phases import LOAD_FRACTIONS, Latency, Restart
 from bench.throughput.recovery import RecoveryResult
 from bench.throughput.scaling import SideBySide
@@ -71,6 +73,7 @@ def load() -> str:
 class Results:
     events: int = 0
     hot: HotPath | None = None
+    pacing: Pacing | None = None
     recovery: RecoveryResult | None = None
     floor: Rate | None = None
     worker: Rate | None = None
@@ -231,6 +234,16 @@ def table(r: Results) -> list[str]:
                 f"{before['events_per_s']:,.0f} / {now['events_per_s']:,.0f}; after/before "
                 f"x{median:.2f} (median of {rounds} paired rounds, {low:.2f}-{high:.2f})",
             )
+    if r.pacing is not None:
+        pace = r.pacing
+        row(
+            f"hot path paced like live traffic: the latency schedule at {pace.rate:,.0f} "
+            f"events/s, per-partition batches every {pace.tick_s * 1000:.0f} ms / the same "
+            "back to back, CPU per event",
+            f"{statistics.median(pace.paced_us):,.0f} / "
+            f"{statistics.median(pace.back_to_back_us):,.0f} us (x{pace.ratio:.2f}, median of "
+            f"{len(pace.paced_us)} paired rounds)",
+        )
     return rows
 
 

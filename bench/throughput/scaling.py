@@ -1,7 +1,8 @@
-"""9-10. Side-by-side worker runs on the preloaded topics: one process against two
-(``--processes 2``, the supervisor), and checkpoints as configured against checkpoints
-effectively off. Each run is a fresh consumer group reading the whole backlog, right
-after the other, so both see the same data and nearly the same machine. A rate is the
+"""9-10. Side-by-side worker runs, last, on the topics as (c) left them (the preload,
+then (c)'s live events): one process against two (``--processes 2``, the supervisor),
+and checkpoints as configured against checkpoints effectively off. Each run is a fresh
+consumer group reading the same first events of the backlog, right after the other, so
+both see the same data and nearly the same machine. A rate is the
 steady one, from when every process of the run is consuming: the group's formation (the
 broker's 3 s initial delay, ``BROKER_PROPERTIES``) is start-up, not throughput.
 """

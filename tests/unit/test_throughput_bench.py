@@ -20,6 +20,7 @@ import pytest
 from bench.throughput import profile
 from bench.throughput.floor import Rate
 from bench.throughput.hotpath import VARIANTS, hot_path_subprocess
+from bench.throughput.pacing import measure_pacing, ticks
 from bench.throughput.phases import Latency, schedule, shifted_events, stamped
 from bench.throughput.profile import COMPONENTS, Frame, parse_frame, profile_summary
 from bench.throughput.report import Results, as_json, report
@@ -178,3 +179,27 @@ def test_a_model_alert_resent_when_streams_join_is_not_timed_again() -> None:
     assert lat.alerts == 4
     assert lat.latencies_ms == [40.0, 30.0]
     assert lat.kinds == Counter(value=1, model=1)
+
+
+def test_paced_ticks_hold_one_batch_per_partition_in_offset_order() -> None:
+    rounds = ticks(rate=2_000, seconds=0.1, tick_s=0.01)
+    assert len(rounds) == 10
+    seen: dict[int, int] = {}
+    for batches in rounds:
+        partitions = [batch[0].partition for batch in batches]
+        assert len(partitions) == len(set(partitions))
+        for batch in batches:
+            assert {r.partition for r in batch} == {batch[0].partition}
+            for record in batch:
+                assert record.offset == seen.get(record.partition, -1) + 1
+                seen[record.partition] = record.offset
+    assert sum(seen.values()) + len(seen) == 200
+
+
+def test_the_paced_hot_path_is_measured_side_by_side_and_reported() -> None:
+    pacing = measure_pacing(rate=5_000, seconds=0.03, repeats=2)
+    assert len(pacing.paced_us) == len(pacing.back_to_back_us) == 2
+    assert min(pacing.paced_us + pacing.back_to_back_us) > 0
+    r = Results(events=100, pacing=pacing)
+    assert "paced like live traffic" in report(r, "python -m bench.throughput")
+    assert as_json(r)["results"]["pacing"]["rate"] == 5_000
