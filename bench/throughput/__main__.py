@@ -62,7 +62,7 @@ its first assignment, so the two processes of ``--processes 2`` join it together
 of one taking every partition and the second's join forcing a rebalance ~6 s later."""
 
 FULL = Plan(200_000, 20_000, 5, 4_000, 5, 20, 60, 10, 2.0, 3.0, 3, 600_000)
-QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0, 1.0, 1, 20_000)
+QUICK = Plan(20_000, 12_000, 1, 500, 2, 4, 15, 5, 1.0, 1.0, 1, 200_000)
 
 
 async def broker_phases(

@@ -158,12 +158,15 @@ class Run:
     processes: int = 1
 
     def steady(self) -> tuple[Sample, Sample]:
-        started = [x for x in self.samples if x.events > 0 and x.consuming >= self.processes]
-        started = started or [x for x in self.samples if x.events > 0]
+        """Too short a run for that (a quick one) falls back to its first sample with
+        events, then to its first sample, and the last."""
+        counting = [x for x in self.samples if x.events > 0]
+        started = [x for x in counting if x.consuming >= self.processes]
         inside = [x for x in started if x.events < self.total]
         if len(inside) >= 2:
             return inside[0], inside[-1]
-        return started[0], self.samples[-1]
+        first = next((x for x in (*started, *counting) if x is not self.samples[-1]), None)
+        return first or self.samples[0], self.samples[-1]
 
     def rate(self) -> Rate:
         a, b = self.steady()

@@ -25,7 +25,7 @@ from bench.throughput.phases import Latency, schedule, shifted_events, stamped
 from bench.throughput.profile import COMPONENTS, Frame, parse_frame, profile_summary
 from bench.throughput.report import Results, as_json, report
 from bench.throughput.scaling import SideBySide
-from bench.throughput.worker import Scheduled, parse_schedstat, scheduled
+from bench.throughput.worker import Run, Sample, Scheduled, parse_schedstat, scheduled
 from bench.throughput.workload import engine_settings_json, feature_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,3 +203,15 @@ def test_the_paced_hot_path_is_measured_side_by_side_and_reported() -> None:
     r = Results(events=100, pacing=pacing)
     assert "paced like live traffic" in report(r, "python -m bench.throughput")
     assert as_json(r)["results"]["pacing"]["rate"] == 5_000
+
+
+def test_a_runs_rate_counts_only_while_every_process_consumes() -> None:
+    def sample(at: float, events: float, consuming: float) -> Sample:
+        return Sample(at, events, 0.0, at, 0.0, 0.0, consuming)
+
+    samples = [sample(0, 0, 0), sample(1, 100, 1), sample(2, 300, 2), sample(3, 700, 2)]
+    samples.append(sample(4, 1_000, 2))
+    assert Run(samples, 1_000, processes=2).rate().events_per_s == 400
+    assert Run(samples, 1_000, processes=1).rate().events_per_s == 300
+    short = Run([sample(0, 0, 0), sample(1, 1_000, 2)], 1_000, processes=2)
+    assert short.rate().events_per_s == 1_000
