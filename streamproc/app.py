@@ -203,11 +203,11 @@ class StreamprocApp:
         return acked
 
     def _start_checkpoint(self) -> None:
-        """Checkpoint beside the agent, as the timer does: the agent waits only while the
-        round is built (under the lock), not for its writes (a flush, then two awaited
+        """Checkpoint beside the agent, as the timer does: the agent waits only while a
+        partition's round is built (under the lock), not for the writes (a flush, then two awaited
         sends per partition with acks=-1), which held every partition's events back for
         the whole round, about 1 s a round on the loaded benchmark machine
-        (docs/performance.md, Why it lagged live). One round at a time: while one is
+        (docs/performance.md, Checkpoints). One round at a time: while one is
         writing, the events go on counting toward the next."""
         if self._checkpoint_task is None or self._checkpoint_task.done():
             self._checkpoint_task = asyncio.create_task(self._periodic_checkpoint())

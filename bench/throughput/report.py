@@ -311,7 +311,7 @@ def report(r: Results, command: str) -> str:
         if lat.worker_waiting > lat.worker_cores:
             lines[-1] += (
                 " The worker waited for a CPU longer than it ran on one: this latency is the"
-                " shared machine's, not the worker's (docs/performance.md, Why it lagged live)."
+                " shared machine's, not the worker's (docs/performance.md, Latency)."
             )
     lines += ["", RESULTS_END]
     return "\n".join(lines)

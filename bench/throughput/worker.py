@@ -106,7 +106,7 @@ def parse_schedstat(text: str) -> Scheduled:
 def scheduled(pid: int) -> Scheduled:
     """Summed over the threads of ``pid`` and its descendants. CPU seconds alone cannot
     tell a worker that waits on the broker from one that waits for a CPU on a shared
-    machine; the run-queue time can (docs/performance.md, Why it lagged live)."""
+    machine; the run-queue time can (docs/performance.md, Latency)."""
     ran = waited = 0.0
     for process in process_tree(pid):
         with contextlib.suppress(OSError):  # it ended meanwhile

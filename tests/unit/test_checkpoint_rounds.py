@@ -10,7 +10,8 @@ import asyncio
 import orjson
 from faust.types import TP
 
-from streamproc.batches import FetchedBatch
+from streamproc.app import StreamprocApp
+from streamproc.batches import BatchConsumer, FetchedBatch
 from streamproc.checkpoints import read_partition
 from tests.unit.test_batches import TOPIC, consumer_record, started_app
 from tests.unit.test_handover import Delivered, Producer
@@ -26,12 +27,18 @@ def batch_of(model: str, partition: int, offsets: range, epoch: int) -> FetchedB
     return FetchedBatch(TP(TOPIC, partition), records, epoch, offsets[0])
 
 
-async def test_a_waiting_batch_is_applied_between_two_partitions_rounds() -> None:
+async def two_partitions_applied() -> tuple[StreamprocApp, BatchConsumer]:
+    """An app owning partitions 0 (model a) and 1 (model b), ten records of each applied."""
     app, consumer = await started_app()
     app.checkpoint_topic, app.faust.producer = Delivered(), Producer()
     app.ledger.owned.update({0, 1})
     assert await app.take(consumer, batch_of("a", 0, range(0, 10), consumer.epoch))
     assert await app.take(consumer, batch_of("b", 1, range(0, 10), consumer.epoch))
+    return app, consumer
+
+
+async def test_a_waiting_batch_is_applied_between_two_partitions_rounds() -> None:
+    app, consumer = await two_partitions_applied()
 
     async with app._lock:  # the agent busy: the checkpoint queues first, then a batch
         checkpoint = asyncio.create_task(app.checkpoint([0, 1]))
@@ -51,11 +58,7 @@ async def test_a_waiting_batch_is_applied_between_two_partitions_rounds() -> Non
 
 
 async def test_a_partition_revoked_during_a_checkpoint_is_left_to_its_handover() -> None:
-    app, consumer = await started_app()
-    app.checkpoint_topic, app.faust.producer = Delivered(), Producer()
-    app.ledger.owned.update({0, 1})
-    assert await app.take(consumer, batch_of("a", 0, range(0, 10), consumer.epoch))
-    assert await app.take(consumer, batch_of("b", 1, range(0, 10), consumer.epoch))
+    app, _ = await two_partitions_applied()
 
     async with app._lock:
         checkpoint = asyncio.create_task(app.checkpoint([0, 1]))
