@@ -176,8 +176,8 @@ class StreamprocApp:
         It yields to the loop after each batch: taking a batch from a non-empty queue,
         the lock and the sends do not suspend, so a worker behind by a queue of batches
         kept the producer's sender from sending the first batch's alerts until the last
-        was done (p99 130-650 ms after the batch was taken up, live at 12,500 events/s,
-        against 125-140 ms yielding; docs/performance.md, Latency)."""
+        was done (p99 230 and 646 ms after the batch was taken up, in two live runs at
+        12,500 events/s, against 137 and 125 ms yielding; docs/performance.md, Latency)."""
         consumer = self.faust.consumer
         assert isinstance(consumer, BatchConsumer), "install() sets the consumer class"
         while True:
@@ -204,8 +204,8 @@ class StreamprocApp:
 
     def _start_checkpoint(self) -> None:
         """Checkpoint beside the agent, as the timer does: the agent waits only while a
-        partition's round is built (under the lock), not for the writes (a flush, then two awaited
-        sends per partition with acks=-1), which held every partition's events back for
+        partition's round is built (under the lock), not for the writes (a flush, then two
+        awaited sends per partition with acks=-1), which held every partition's events back for
         the whole round, about 1 s a round on the loaded benchmark machine
         (docs/performance.md, Checkpoints). One round at a time: while one is
         writing, the events go on counting toward the next."""

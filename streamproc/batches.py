@@ -61,7 +61,7 @@ class Fetch:
     fetch of idle partitions (the outcomes topic, say) held back the busy ones for 1.5 s
     at a time, the live worker's multi-second p99. With 1 byte, a live worker fetched
     whatever had arrived, a few records a partition, and woke for each: at 12,000 events/s
-    it spent 8% more CPU than when the broker gathers ~30 ms of events a fetch, and the
+    it spent a tenth more CPU than when the broker gathers ~30 ms of events a fetch, and the
     events waited longer in the queue (docs/performance.md, Latency). A backlog fills
     ``min_bytes`` at once, so catching up is not slowed."""
 
