@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import gc
 import math
 import random
 import struct
@@ -37,6 +38,7 @@ import sys
 import types
 from collections import deque
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -90,8 +92,9 @@ def encode_detector(det: DriftDetector) -> dict[str, Any]:
     params = detectors.params_of(det)
     for key, value in params.items():
         _check_param_value(key, value)
+    layout = _layout(_params_key(name, params))
     seen: set[int] = set()
-    state = {key: _encode(value, key, seen) for key, value in _state_items(det, params)}
+    state = {key: _encode(value, key, seen, layout) for key, value in _state_items(det, layout)}
     return {"v": FORMAT, "type": name, "params": params, "state": state}
 
 
@@ -100,13 +103,15 @@ def decode_detector(value: object) -> DriftDetector:
     body = _expect_dict(value, "detector", {"v", "type", "params", "state"})
     if body["v"] != FORMAT or isinstance(body["v"], bool):
         raise StateError(f"detector: unsupported format {body['v']!r} (expected {FORMAT})")
-    det = _fresh(body["type"], body["params"])
+    key = _params_key(body["type"], body["params"])
+    det = detectors.build(_checked_spec(key))
+    layout = _layout(key)
     state = body["state"]
-    expected = dict(_state_items(det, detectors.params_of(det)))
+    expected = dict(_state_items(det, layout))
     if not isinstance(state, dict) or set(state) != set(expected):
         raise StateError(f"detector state: expected attributes {sorted(expected)}")
-    for key, template in expected.items():
-        setattr(det, key, _decode(state[key], template, key, 1))
+    for name, template in expected.items():
+        setattr(det, name, _decode(state[name], template, name, 1, layout))
     return det
 
 
@@ -206,12 +211,77 @@ def _shown(value: object) -> str:
 # Encoding
 
 
-def _state_items(obj: Any, skip: Mapping[str, object]) -> Iterator[tuple[str, Any]]:
-    """Attributes that are state: not constructor parameters, not the object's own methods."""
-    for key, value in vars(obj).items():
-        if key in skip or (isinstance(value, types.MethodType) and value.__self__ is obj):
-            continue
-        yield key, value
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A class's state attributes as a fresh instance of one configuration has them."""
+
+    state: tuple[str, ...]
+    """Without constructor parameters and bound methods."""
+    every: frozenset[str]
+    """Every attribute, those included."""
+
+
+Layout = Mapping[type[Any], _Shape]
+"""The shapes of a detector configuration's class and of the helper objects in it."""
+
+
+def _state_items(obj: Any, layout: Layout, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Attributes that are state: not constructor parameters, not the object's own methods.
+
+    Their names come from the ``layout`` (:func:`_layout`), the values from ``getattr``,
+    never from ``vars(obj)``: on CPython 3.11 asking for an object's ``__dict__`` turns
+    its inline attribute values into a real dict for good, and every later attribute
+    access in River's update code takes a slower path. Each checkpoint did that to every
+    detector, and the engine then spent about a third more per event
+    (docs/performance.md, Checkpoints). An attribute a fresh instance does not have is
+    refused, as the restore would refuse it: the garbage collector's view of the object
+    (its attribute values, then its type) counts them without building the dict."""
+    shape = layout.get(type(obj))
+    if shape is None:
+        raise StateError(f"{path or 'detector'}: type {type(obj).__qualname__} is not allow-listed")
+    referents = gc.get_referents(obj)
+    if len(referents) != len(shape.every) + 1:
+        _refuse_unknown(obj, shape, path)
+    for name in shape.state:
+        try:
+            yield name, getattr(obj, name)
+        except AttributeError:
+            raise StateError(f"{path}{name}: missing from a {type(obj).__name__}") from None
+
+
+def _refuse_unknown(obj: Any, shape: _Shape, path: str) -> None:
+    """Name the attribute a fresh instance lacks; the dict built here no longer matters,
+    since the object cannot be checkpointed. An object whose dict was built before has
+    that dict in the garbage collector's view instead of its values: it passes if it has
+    no such attribute."""
+    unknown = sorted(set(vars(obj)) - shape.every)
+    if unknown:
+        raise StateError(f"{path}{unknown[0]}: not an attribute of a fresh {type(obj).__name__}")
+
+
+def _bound_to(value: object, obj: object) -> bool:
+    return isinstance(value, types.MethodType) and value.__self__ is obj
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(key: tuple[Any, ...]) -> Layout:
+    """The state attributes of a detector built as ``key`` says (see :func:`_params_key`),
+    read once from a throwaway one: which attributes a River detector has depends on its
+    parameters (FHDDM's short window), never on its updates, since River sets every one
+    in ``__init__`` and ``_reset`` (tests/unit/test_state.py checks it after drifts)."""
+    shapes: dict[type[Any], _Shape] = {}
+
+    def walk(obj: Any, skip: frozenset[str]) -> None:
+        every = vars(obj)
+        state = tuple(n for n, v in every.items() if n not in skip and not _bound_to(v, obj))
+        shapes[type(obj)] = _Shape(state, frozenset(every))
+        for name in state:
+            value = every[name]
+            if type(value) in _OBJECTS.values() and type(value) not in shapes:
+                walk(value, frozenset())
+
+    walk(detectors.build(_checked_spec(key)), frozenset(detectors.PARAMS[key[0]]))
+    return shapes
 
 
 def _check_param_value(key: str, value: object) -> None:
@@ -219,7 +289,7 @@ def _check_param_value(key: str, value: object) -> None:
         raise StateError(f"params.{key}: {type(value).__name__} value is not a JSON scalar")
 
 
-def _encode(value: Any, path: str, seen: set[int]) -> Any:
+def _encode(value: Any, path: str, seen: set[int], layout: Layout) -> Any:
     """Tagged JSON for one attribute; containers and objects may be encountered only once."""
     cls = type(value)
     if cls in _JSON_SCALARS or isinstance(value, bool | int | float | str):
@@ -235,7 +305,8 @@ def _encode(value: Any, path: str, seen: set[int]) -> Any:
     if cls in _RUST.values():
         return {"rs": cls.__name__, "b": base64.b64encode(_rust_state(value, path)).decode()}
     if cls in _OBJECTS.values():
-        attrs = {k: _encode(v, f"{path}.{k}", seen) for k, v in _state_items(value, {})}
+        items = _state_items(value, layout, f"{path}.")
+        attrs = {k: _encode(v, f"{path}.{k}", seen, layout) for k, v in items}
         return {"o": cls.__name__, "a": attrs}
     return _encode_plain(value, path)
 
@@ -300,8 +371,9 @@ def _expect_dict(value: object, path: str, keys: set[str]) -> dict[str, Any]:
     return value
 
 
-def _fresh(name: object, params: object) -> DriftDetector:
-    """A new detector of an allow-listed type, its parameters checked like configuration."""
+def _params_key(name: object, params: object) -> tuple[Any, ...]:
+    """``(type, (param, kind, value)...)`` of an allow-listed type with scalar parameters,
+    checked by :func:`_checked_spec`."""
     if not isinstance(name, str) or name not in detectors.CLASSES:
         raise StateError(f"detector: unknown type {name!r}")
     if not isinstance(params, dict):
@@ -311,7 +383,7 @@ def _fresh(name: object, params: object) -> DriftDetector:
         hash(key)
     except TypeError:
         raise StateError("detector params: values must be scalars") from None
-    return detectors.build(_checked_spec(key))
+    return key
 
 
 @functools.lru_cache(maxsize=256)
@@ -331,7 +403,7 @@ def _first_error(exc: ValidationError) -> str:
     return str(errors[0]["msg"]) if errors else str(exc)
 
 
-def _decode(value: Any, template: Any, path: str, depth: int) -> Any:
+def _decode(value: Any, template: Any, path: str, depth: int, layout: Layout) -> Any:
     """Decode ``value`` into something of the same shape as the fresh attribute ``template``."""
     if depth > MAX_DEPTH:
         raise StateError(f"{path}: nested too deeply")
@@ -345,7 +417,7 @@ def _decode(value: Any, template: Any, path: str, depth: int) -> Any:
     if cls in _RUST.values():
         return _decode_rust(value, template, path)
     if cls in _OBJECTS.values():
-        return _decode_object(value, template, path, depth)
+        return _decode_object(value, template, path, depth, layout)
     if cls in (list, tuple, dict):
         decoded = _decode_plain(value, path, depth)
         if type(decoded) is not cls:
@@ -443,16 +515,16 @@ def _unpack_mt(blob: bytes, path: str) -> tuple[int, ...]:
     return words
 
 
-def _decode_object(value: Any, template: Any, path: str, depth: int) -> Any:
+def _decode_object(value: Any, template: Any, path: str, depth: int, layout: Layout) -> Any:
     cls = type(template)
     body = _expect_dict(value, path, {"o", "a"})
-    expected = dict(_state_items(template, {}))
+    expected = dict(_state_items(template, layout))
     attrs = body["a"]
     if body["o"] != cls.__name__ or not isinstance(attrs, dict) or set(attrs) != set(expected):
         raise StateError(f"{path}: expected a {cls.__name__} with attributes {sorted(expected)}")
     obj = object.__new__(cls)
     for key, sub in expected.items():
-        obj.__dict__[key] = _decode(attrs[key], sub, f"{path}.{key}", depth + 1)
+        setattr(obj, key, _decode(attrs[key], sub, f"{path}.{key}", depth + 1, layout))
     return obj
 
 
