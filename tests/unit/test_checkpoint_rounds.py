@@ -6,13 +6,14 @@ docs/performance.md)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 from faust.types import TP
 
 from streamproc.app import StreamprocApp
 from streamproc.batches import BatchConsumer, FetchedBatch
-from streamproc.checkpoints import read_partition
+from streamproc.checkpoints import MANIFEST_KEY, read_partition
 from tests.unit.test_batches import TOPIC, consumer_record, started_app
 from tests.unit.test_handover import Delivered, Producer
 
@@ -67,3 +68,46 @@ async def test_a_partition_revoked_during_a_checkpoint_is_left_to_its_handover()
     await asyncio.wait_for(checkpoint, 5)
 
     assert {m["partition"] for m in app.checkpoint_topic.sent} == {0}
+
+
+class Acked:
+    """A checkpoint topic whose sends land only when the test acks them, as a broker's
+    round trips do: it records the order of sends and acks."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.waiting: list[asyncio.Future[None]] = []
+        self.some = asyncio.Event()
+
+    async def send(self, **message: Any) -> asyncio.Future[None]:
+        self.sent.append(message)
+        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(landed)
+        self.some.set()
+        return landed
+
+    async def ack_all(self) -> int:
+        """Land everything sent so far, once some was; how many."""
+        await asyncio.wait_for(self.some.wait(), 5)
+        self.some.clear()
+        waiting, self.waiting = self.waiting, []
+        for landed in waiting:
+            landed.set_result(None)
+        return len(waiting)
+
+
+async def test_partitions_rounds_are_written_side_by_side_each_manifest_last() -> None:
+    app, _ = await two_partitions_applied()
+    topic = app.checkpoint_topic = Acked()
+
+    checkpoint = asyncio.create_task(app.checkpoint([0, 1]))
+    assert await topic.ack_all() == 2, "both partitions' models sent before either landed"
+    assert {m["partition"] for m in topic.sent} == {0, 1}
+    assert MANIFEST_KEY not in {m["key"] for m in topic.sent}
+    assert await topic.ack_all() == 2, "then both manifests, once their models landed"
+    assert await asyncio.wait_for(checkpoint, 5) == 4
+
+    for partition in (0, 1):
+        mine = [m for m in topic.sent if m["partition"] == partition]
+        assert read_partition((m["key"], m["value"]) for m in mine).resume_offsets() == (10, 0)
+        assert [m["key"] for m in mine][1:] == [MANIFEST_KEY]
