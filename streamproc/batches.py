@@ -100,6 +100,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     epoch: int = 0
     _batches: asyncio.Queue[FetchedBatch] | None = None
+    _committing: asyncio.Future[None] | None = None
 
     @property
     def batches(self) -> asyncio.Queue[FetchedBatch]:
@@ -185,9 +186,22 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if not self.current(batch):
                 return  # the rebalance cleared the queue; the rest is as stale
             self._read_offset[batch.tp] = batch.records[-1].offset
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
+            self._maybe_commit()
+
+    def _maybe_commit(self) -> None:
+        """Commit every ``broker_commit_every`` acked records, as Faust does, but beside
+        the fetching rather than in its way. A commit first flushes the producer (every alert,
+        dead letter and checkpoint record it holds, acks=-1); on a loaded worker that took
+        100-400 ms, and longer while a checkpoint round was being written, and with the
+        commit awaited here the queue ran dry meanwhile: most of the checkpoints' cost in
+        throughput (docs/performance.md, Checkpoints). One at a time; Faust's commit is
+        already safe beside its own timer's, and the acks it reads are taken when it runs."""
+        if self._commit_every is None or self._n_acked < self._commit_every:
+            return
+        if self._committing is not None and not self._committing.done():
+            return
+        self._n_acked = 0
+        self._committing = self.add_future(self.commit())
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the broker's
         """Replaces Faust's loop (transport/consumer.py ``_drain_messages``): the same

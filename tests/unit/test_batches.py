@@ -314,3 +314,37 @@ async def test_the_agent_does_not_wait_for_a_checkpoints_writes() -> None:
     topic.release.set()
     await asyncio.wait_for(app.stop_processing(), 5)
     assert task.done() and topic.keys, "stopping waited for it, then wrote its own round"
+
+
+async def test_delivery_goes_on_while_a_commit_is_in_flight() -> None:
+    _, consumer = await started_app()
+    entered, release = asyncio.Event(), asyncio.Event()
+    commits: list[int] = []
+
+    async def held_commit(*args: Any, **kwargs: Any) -> bool:
+        commits.append(consumer._n_acked)
+        entered.set()
+        await release.wait()
+        return True
+
+    consumer.commit = held_commit  # type: ignore[method-assign]
+    consumer._commit_every = 5
+    first, second, third = (fetched(consumer, range(s, s + 5)) for s in (0, 5, 10))
+    consumer.ack_batch(first)
+
+    await asyncio.wait_for(consumer._deliver([first, second]), 5)
+    await asyncio.wait_for(entered.wait(), 5)
+    consumer.ack_batch(second)
+    await asyncio.wait_for(consumer._deliver([third]), 5)
+
+    assert consumer.batches.qsize() == 3, "delivery did not wait for the commit"
+    assert commits == [0], "one commit at a time, its count reset when it began"
+    assert consumer._n_acked == 5, "acks made meanwhile count toward the next commit"
+    release.set()
+    committing = consumer._committing
+    assert committing is not None
+    await asyncio.wait_for(committing, 5)
+    consumer.ack_batch(third)
+    await asyncio.wait_for(consumer._deliver([third]), 5)
+    await asyncio.wait_for(asyncio.shield(consumer._committing), 5)
+    assert commits == [0, 0]
