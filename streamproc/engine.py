@@ -17,13 +17,24 @@ from typing import Any
 
 from streamproc import lifecycle, snapshot_v1, state
 from streamproc.alerts import Alert, StreamId
-from streamproc.arrival import ArrivalClock, ArrivalMonitor, ModelArrival
+from streamproc.arrival import ArrivalClock, ArrivalMonitor
 from streamproc.categories import CategoryStream
 from streamproc.domain import StreamKind
 from streamproc.errors import StateError
 from streamproc.events import Event, FeatureEvent, LabelEvent, OutcomeEvent, Reason, Rejection
 from streamproc.labels import DeadLabel, Joined, LabelJoin, LabelObserver, NoObserver
 from streamproc.lifecycle import Episodes, Lifecycle
+from streamproc.model_streams import (
+    ARRIVAL_ENTRIES,
+    FEATURE_FIELDS,
+    MODEL_FIELDS,
+    FeatureStreams,
+    ModelStreams,
+    encode_model,
+    stream_count,
+    stream_of,
+    upgraded,
+)
 from streamproc.rollup import Rollup
 from streamproc.settings import ArrivalSettings, EngineSettings, Limits, StreamPolicy
 from streamproc.settings.labels import LabelSettings
@@ -83,66 +94,8 @@ class Restored:
 
 _NOTHING = Processed()
 """An event that changed no stream (shared: it is never mutated)."""
-MODEL_FIELDS = (
-    "features",
-    "prediction",
-    "errors",
-    "correctness",
-    "arrival",
-    "labels",
-    "prediction_category",
-    "episodes",
-)
-"""The keys of a model in a snapshot; ``arrival`` is null when arrival monitoring is off,
-``labels`` when the model joins no labels, ``prediction_category`` when its predictions are
-not labels, ``episodes`` (its active alerts, docs/alerts.md "Lifecycle") before its first
-alert."""
-FEATURE_FIELDS = ("value", "missing", "category")
-"""The keys of a feature in a snapshot; ``value`` is null for a feature never numeric,
-``category`` for one never a string."""
 _ERROR_STREAMS = frozenset({"error", "loss"})
 """The names :class:`~streamproc.events.OutcomeEvent` gives error streams."""
-
-
-class _Feature:
-    """The streams of one feature of one model."""
-
-    __slots__ = ("category", "missing", "value")
-
-    def __init__(self, missing: Stream) -> None:
-        self.missing = missing
-        self.value: Stream | None = None
-        self.category: CategoryStream | None = None
-        """Its category stream, from its first string value (engine.categories)."""
-
-
-class _Model:
-    __slots__ = (
-        "arrival",
-        "correctness",
-        "episodes",
-        "errors",
-        "features",
-        "labels",
-        "prediction",
-        "prediction_category",
-        "seen",
-    )
-
-    def __init__(self) -> None:
-        self.features: dict[str, _Feature] = {}
-        self.prediction: Stream | None = None
-        self.prediction_category: CategoryStream | None = None
-        self.errors: dict[str, Stream] = {}
-        self.correctness: Stream | None = None
-        self.arrival: ModelArrival | None = None
-        self.labels: LabelJoin | None = None
-        """The label join, from the model's first label on (labels.py)."""
-        self.episodes: Episodes | None = None
-        """Its active alerts (docs/alerts.md, "Lifecycle"); None until its first alert."""
-        self.seen: int | None = None
-        """Clock time of its last event (event time in replay); None after a restore until
-        the next event or idle check, which count from then (not persisted)."""
 
 
 class Engine:
@@ -165,7 +118,7 @@ class Engine:
         self._settings = settings
         self._limits = limits
         self._factory = detector_factory
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, ModelStreams] = {}
         self._arrival: ArrivalMonitor | None = None
         self._event_time = arrival_clock == "event"
         self._idle_ms = round(limits.model_idle_seconds * 1000)
@@ -208,7 +161,7 @@ class Engine:
         if model is None:
             if len(self._models) >= self._limits.max_models:
                 return Processed(rejection=self._too_many_models(event))
-            model = self._models[event.model] = _Model()
+            model = self._models[event.model] = ModelStreams()
             if self._labels.models and self._labels.joins_from_start(event.model):
                 model.labels = LabelJoin(event.model, self._labels, self._label_observer)
         model.seen = event.ts if self._event_time else now_ms
@@ -228,7 +181,9 @@ class Engine:
             return self._settle(model, event, now_ms, result)
         return result
 
-    def _settle(self, model: _Model, event: Event, now_ms: int, result: Processed) -> Processed:
+    def _settle(
+        self, model: ModelStreams, event: Event, now_ms: int, result: Processed
+    ) -> Processed:
         """The lifecycle and rollup of a model with alerts, new or active (docs/alerts.md)."""
         episodes = model.episodes
         if episodes is None:
@@ -242,8 +197,8 @@ class Engine:
             result.alerts,
             (event.id, event.ts),
             now_ms,
-            functools.partial(_stream_of, model),
-            functools.partial(_stream_count, model),
+            functools.partial(stream_of, model),
+            functools.partial(stream_count, model),
         )
         if len(messages) == len(result.alerts):
             return result
@@ -265,15 +220,15 @@ class Engine:
                 (alert,),
                 None,
                 now_ms,
-                functools.partial(_stream_of, model),
-                functools.partial(_stream_count, model),
+                functools.partial(stream_of, model),
+                functools.partial(stream_count, model),
             )
         return out
 
     def _arrived(  # noqa: PLR0917  (the hot path: no keyword packing per event)
         self,
         arrival: ArrivalMonitor,
-        model: _Model,
+        model: ModelStreams,
         event: FeatureEvent,
         now_ms: int,
         arrived_ms: int | None,
@@ -347,7 +302,7 @@ class Engine:
             policy = self._policies[key] = self._settings.policy(model, kind, name)
         return policy
 
-    def _features(self, model: _Model, event: FeatureEvent, now_ms: int) -> Processed:
+    def _features(self, model: ModelStreams, event: FeatureEvent, now_ms: int) -> Processed:
         known = model.features
         values = event.features
         if not values.keys() <= known.keys():
@@ -405,13 +360,15 @@ class Engine:
             updates += 1
         return self._result(alerts, updates)
 
-    def _new_features(self, event: FeatureEvent, known: dict[str, _Feature]) -> Rejection | None:
+    def _new_features(
+        self, event: FeatureEvent, known: dict[str, FeatureStreams]
+    ) -> Rejection | None:
         """Add the event's features the model has not seen, or refuse them all (the limit)."""
         new = [name for name in event.features if name not in known]
         if len(known) + len(new) > self._limits.max_streams_per_model:
             return self._too_many(event, len(known), len(new))
         for name in new:
-            known[name] = _Feature(self._stream(event.model, StreamKind.MISSING_RATE, name))
+            known[name] = FeatureStreams(self._stream(event.model, StreamKind.MISSING_RATE, name))
         return None
 
     def _result(self, alerts: list[Alert], updates: int) -> Processed:
@@ -437,7 +394,7 @@ class Engine:
             model=event.model,
         )
 
-    def _outcome(self, model: _Model, event: OutcomeEvent, now_ms: int) -> Processed:
+    def _outcome(self, model: ModelStreams, event: OutcomeEvent, now_ms: int) -> Processed:
         eid, ts = event.id, event.ts
         stream = model.errors.get(event.error_name)
         if stream is None:
@@ -456,7 +413,7 @@ class Engine:
             updates += correctness.updates_per_value
         return self._result(alerts, updates)
 
-    def _label(self, model: _Model, event: LabelEvent, now_ms: int, source: int) -> Processed:
+    def _label(self, model: ModelStreams, event: LabelEvent, now_ms: int, source: int) -> Processed:
         join = model.labels
         if join is None:
             join = model.labels = LabelJoin(event.model, self._labels, self._label_observer)
@@ -470,7 +427,7 @@ class Engine:
         return Processed(alerts, None, updates, dead)
 
     def _predicted(
-        self, model: _Model, event: FeatureEvent, now_ms: int, result: Processed
+        self, model: ModelStreams, event: FeatureEvent, now_ms: int, result: Processed
     ) -> Processed:
         """A feature event of a model that receives labels: its prediction joins or waits."""
         join = model.labels
@@ -491,7 +448,7 @@ class Engine:
         return Processed(result.alerts, None, result.updates, dead) if dead else result
 
     def _joined(
-        self, model: _Model, name: str, joined: Joined, now_ms: int
+        self, model: ModelStreams, name: str, joined: Joined, now_ms: int
     ) -> tuple[list[Alert], int]:
         """A joined pair feeds the streams an outcome with ``y_true`` and ``y_pred`` would."""
         outcome = OutcomeEvent(name, joined.ts, joined.error, "error", joined.correct, joined.id)
@@ -547,7 +504,7 @@ class Engine:
     def snapshot(self, models: Iterable[str] | None = None) -> bytes:
         """Encode the state of ``models`` (default: all) for :meth:`restore`."""
         names = list(self._models) if models is None else models
-        body = {name: _encode_model(self._models[name]) for name in names if name in self._models}
+        body = {name: encode_model(self._models[name]) for name in names if name in self._models}
         return state.dumps({"version": SNAPSHOT_VERSION, "models": body})
 
     def restore(self, data: bytes, only: Iterable[str] | None = None) -> Restored:
@@ -568,7 +525,7 @@ class Engine:
         if not isinstance(models, dict):
             raise StateError("snapshot: 'models' must be a mapping")
         if version == snapshot_v1.VERSION:
-            models = {name: _upgraded(m) for name, m in models.items()}
+            models = {name: upgraded(m) for name, m in models.items()}
         if only is not None and not set(models) <= set(only):
             raise StateError(f"snapshot carries other models: {sorted(set(models))[:3]}")
         restored: list[str] = []
@@ -583,7 +540,7 @@ class Engine:
                 restored.append(name)
         return Restored(tuple(restored), tuple(rejected))
 
-    def _decode_model(self, name: str, encoded: Any) -> _Model:
+    def _decode_model(self, name: str, encoded: Any) -> ModelStreams:
         """One model's record, checked throughout; StateError names the first fault."""
         where = f"model {name!r}"
         (
@@ -598,7 +555,7 @@ class Engine:
         ) = state.named(encoded, MODEL_FIELDS, where)
         if type(features) is not dict or type(errors) is not dict:
             raise StateError(f"{where}: features and errors must be mappings")
-        model = _Model()
+        model = ModelStreams()
         for fname, encoded_feature in features.items():
             model.features[fname] = self._decode_feature(name, fname, encoded_feature)
         if prediction is not None:
@@ -625,15 +582,15 @@ class Engine:
             model.episodes = lifecycle.decode(
                 name,
                 episodes,
-                functools.partial(_stream_of, model),
-                _stream_count(model) + _ARRIVAL_ENTRIES,
+                functools.partial(stream_of, model),
+                stream_count(model) + ARRIVAL_ENTRIES,
             )
         return model
 
-    def _decode_feature(self, model: str, name: str, encoded: Any) -> _Feature:
+    def _decode_feature(self, model: str, name: str, encoded: Any) -> FeatureStreams:
         where = f"model {model!r}, feature {name[:40]!r}"
         value, missing, category = state.named(encoded, FEATURE_FIELDS, where)
-        feature = _Feature(self._restored(model, StreamKind.MISSING_RATE, name, missing))
+        feature = FeatureStreams(self._restored(model, StreamKind.MISSING_RATE, name, missing))
         if value is not None:
             feature.value = self._restored(model, StreamKind.VALUE, name, value)
         if category is not None:
@@ -652,69 +609,3 @@ class Engine:
         stream = self._stream(model, kind, name)
         stream.restore(values)
         return stream
-
-
-def _encode_model(model: _Model) -> dict[str, Any]:
-    return {
-        "features": {
-            name: {
-                "value": None if f.value is None else f.value.to_state(),
-                "missing": f.missing.to_state(),
-                "category": None if f.category is None else f.category.to_state(),
-            }
-            for name, f in model.features.items()
-        },
-        "prediction": None if model.prediction is None else model.prediction.to_state(),
-        "errors": {name: stream.to_state() for name, stream in model.errors.items()},
-        "correctness": None if model.correctness is None else model.correctness.to_state(),
-        "arrival": None if model.arrival is None else model.arrival.to_state(),
-        "labels": None if model.labels is None else model.labels.to_state(),
-        "prediction_category": None
-        if model.prediction_category is None
-        else model.prediction_category.to_state(),
-        "episodes": None if model.episodes is None else lifecycle.encode(model.episodes),
-    }
-
-
-def _upgraded(record: Any) -> Any:
-    """A version-1 model record in today's layout: the fields added since it are null."""
-    upgraded = snapshot_v1.upgrade_model(record)
-    if type(upgraded) is not dict:
-        return upgraded  # malformed: refused by the checks, with their message
-    return dict.fromkeys(MODEL_FIELDS) | upgraded
-
-
-_ARRIVAL_ENTRIES = 3
-"""Active entries a model may hold besides its streams': arrival, rate, freshness."""
-
-
-def _stream_of(model: _Model, sid: StreamId) -> Stream | None:
-    """The model's stream of an alert's stream id (None when it has none)."""
-    kind = sid.kind
-    if kind is StreamKind.VALUE or kind is StreamKind.MISSING_RATE:
-        feature = model.features.get(sid.name)
-        if feature is None:
-            return None
-        return feature.value if kind is StreamKind.VALUE else feature.missing
-    if kind is StreamKind.PREDICTION:
-        return model.prediction
-    if kind is StreamKind.ERROR:
-        return model.errors.get(sid.name)
-    if kind is StreamKind.CORRECTNESS:
-        return model.correctness
-    return None
-
-
-def _stream_count(model: _Model) -> int:
-    """Streams the model has (for the rollup's share rule)."""
-    values = sum(1 for f in model.features.values() if f.value is not None)
-    categories = sum(1 for f in model.features.values() if f.category is not None)
-    return (
-        len(model.features)
-        + values
-        + categories
-        + (model.prediction is not None)
-        + (model.prediction_category is not None)
-        + len(model.errors)
-        + (model.correctness is not None)
-    )
