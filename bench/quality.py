@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from doc_sections import write_section
 from tqdm import tqdm
 
 from streamproc import detectors, stream_detectors
@@ -582,15 +583,8 @@ def report(
 
 
 def write_doc(path: Path, results: str) -> None:
-    """Replace the generated section of ``path``, keeping the prose around it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if RESULTS_BEGIN in text and RESULTS_END in text:
-        head, rest = text.split(RESULTS_BEGIN, 1)
-        tail = rest.split(RESULTS_END, 1)[1]
-        text = head + results + tail
-    else:
-        text = f"# Detection quality\n\n{results}\n"
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, results, RESULTS_BEGIN, RESULTS_END, "# Detection quality")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from doc_sections import write_section
 
 from streamproc.alerts import StreamId
 from streamproc.categories import CategoryStream
@@ -234,13 +235,8 @@ def table(result: dict[str, object]) -> str:
 
 
 def write_doc(path: Path, text: str) -> None:
-    doc = path.read_text(encoding="utf-8")
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + text + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n## Category streams\n\n" + text + "\n"
-    path.write_text(doc, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, text, BEGIN, END, "## Category streams")
 
 
 def main(argv: Sequence[str] | None = None, *, write: Callable[[str], None] | None = None) -> int:

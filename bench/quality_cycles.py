@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from doc_sections import write_section
 
 from streamproc.alerts import Status
 from streamproc.domain import StreamKind
@@ -276,14 +277,8 @@ def table(result: dict[str, dict[str, object]], command: str, seconds: float) ->
 
 
 def write_doc(path: Path, text: str) -> None:
-    """Replace this benchmark's section of ``path`` (appended the first time)."""
-    doc = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + text + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(doc, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, text, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None, *, write: Callable[[str], None] | None = None) -> int:

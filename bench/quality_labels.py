@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from doc_sections import write_section
 
 from streamproc.domain import StreamKind
 from streamproc.engine import Engine
@@ -201,13 +202,8 @@ def table(s: Summary, command: str) -> str:
 
 
 def write_doc(path: Path, text: str) -> None:
-    doc = path.read_text(encoding="utf-8")
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + text + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n## Delayed labels\n\n" + text + "\n"
-    path.write_text(doc, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, text, BEGIN, END, "## Delayed labels")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

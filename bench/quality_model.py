@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from doc_sections import write_section
 
 from streamproc import budget
 from streamproc.alerts import Status
@@ -209,14 +210,8 @@ def _verdict(ok: object) -> str:
 
 
 def write_doc(path: Path, text: str) -> None:
-    """Replace this benchmark's section of ``path`` (appended the first time)."""
-    doc = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + text + rest.split(END, 1)[1]
-    else:
-        doc = f"{doc.rstrip()}\n\n## One model, {FEATURES} features\n\n{text}\n"
-    path.write_text(doc, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, text, BEGIN, END, f"## One model, {FEATURES} features")
 
 
 def main(argv: Sequence[str] | None = None, *, write: Callable[[str], None] | None = None) -> int:

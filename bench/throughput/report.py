@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.doc_sections import write_section
 from bench.throughput.floor import Rate
 from bench.throughput.hotpath import HotPath
 from bench.throughput.pacing import Pacing
@@ -318,11 +319,5 @@ def report(r: Results, command: str) -> str:
 
 
 def write_doc(path: Path, results: str) -> None:
-    """Replace the generated section of ``path``, keeping the prose around it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if RESULTS_BEGIN in text and RESULTS_END in text:
-        head, rest = text.split(RESULTS_BEGIN, 1)
-        text = head + results + rest.split(RESULTS_END, 1)[1]
-    else:
-        text = "# Performance\n\n" + results + "\n"
-    path.write_text(text, encoding="utf-8")
+    """Replace this benchmark's section of ``path``, keeping the prose around it."""
+    write_section(path, results, RESULTS_BEGIN, RESULTS_END, "# Performance")

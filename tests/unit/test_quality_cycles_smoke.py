@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from streamproc.settings import load_settings
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality_cycles.py"
+from tests.unit import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    """bench/quality_cycles.py, imported from its path (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_quality_cycles", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("quality_cycles")
 
 
 def test_an_amplitude_change_is_found_within_two_cycles(bench: ModuleType) -> None:

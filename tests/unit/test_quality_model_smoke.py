@@ -3,28 +3,18 @@ feature is found on that feature's stream, and the bound is the changed stream's
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from streamproc.settings import load_settings
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality_model.py"
+from tests.unit import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def quality_model() -> ModuleType:
-    """bench/quality_model.py, imported from its path (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_quality_model", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("quality_model")
 
 
 def test_a_one_sigma_shift_of_one_feature_is_found_there(quality_model: ModuleType) -> None:

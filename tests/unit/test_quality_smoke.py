@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality.py"
+from tests.unit import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def quality() -> ModuleType:
-    """bench/quality.py, imported from its path (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("quality")
 
 
 def test_one_sigma_shift_is_detected_on_the_value_stream(quality: ModuleType) -> None:
@@ -55,6 +47,18 @@ def test_write_doc_replaces_only_the_generated_section(quality: ModuleType, tmp_
     assert doc.read_text() == (
         f"# Title\n\n{quality.RESULTS_BEGIN}\nnew\n{quality.RESULTS_END}\n\nProse.\n"
     )
+
+
+def test_write_doc_appends_its_section_to_a_doc_without_one(
+    quality: ModuleType, tmp_path: Path
+) -> None:
+    doc = tmp_path / "quality.md"
+    section = f"{quality.RESULTS_BEGIN}\nnew\n{quality.RESULTS_END}"
+    quality.write_doc(doc, section)
+    assert doc.read_text() == f"# Detection quality\n\n{section}\n"
+    doc.write_text("# Title\n\nProse.\n")
+    quality.write_doc(doc, section)
+    assert doc.read_text() == f"# Title\n\nProse.\n\n# Detection quality\n\n{section}\n"
 
 
 def test_resolutions_are_not_counted_as_alarms(quality: ModuleType) -> None:
