@@ -192,10 +192,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """Commit every ``broker_commit_every`` acked records, as Faust does, but beside
         the fetching rather than in its way. A commit first flushes the producer (every alert,
         dead letter and checkpoint record it holds, acks=-1); on a loaded worker that took
-        100-400 ms, and longer while a checkpoint round was being written, and with the
-        commit awaited here the queue ran dry meanwhile: most of the checkpoints' cost in
-        throughput (docs/performance.md, Checkpoints). One at a time; Faust's commit is
-        already safe beside its own timer's, and the acks it reads are taken when it runs."""
+        100-400 ms, longer while a checkpoint round was being written, and with the commit
+        awaited here the queue ran dry meanwhile (docs/performance.md, Checkpoints). One at
+        a time; Faust's commit is already safe beside its own timer's, and the acks it reads
+        are taken when it runs."""
         if self._commit_every is None or self._n_acked < self._commit_every:
             return
         if self._committing is not None and not self._committing.done():
