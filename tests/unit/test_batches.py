@@ -329,7 +329,7 @@ async def test_delivery_goes_on_while_a_commit_is_in_flight() -> None:
 
     consumer.commit = held_commit  # type: ignore[method-assign]
     consumer._commit_every = 5
-    first, second, third = (fetched(consumer, range(s, s + 5)) for s in (0, 5, 10))
+    first, second, third, fourth = (fetched(consumer, range(s, s + 5)) for s in (0, 5, 10, 15))
     consumer.ack_batch(first)
 
     await asyncio.wait_for(consumer._deliver([first, second]), 5)
@@ -344,7 +344,8 @@ async def test_delivery_goes_on_while_a_commit_is_in_flight() -> None:
     committing = consumer._committing
     assert committing is not None
     await asyncio.wait_for(committing, 5)
+    entered.clear()
     consumer.ack_batch(third)
-    await asyncio.wait_for(consumer._deliver([third]), 5)
-    await asyncio.wait_for(asyncio.shield(consumer._committing), 5)
-    assert commits == [0, 0]
+    await asyncio.wait_for(consumer._deliver([fourth]), 5)
+    await asyncio.wait_for(entered.wait(), 5)
+    assert commits == [0, 0], "the next delivery past the count started the next commit"
