@@ -201,6 +201,10 @@ def test_checkpointing_leaves_a_detectors_attributes_where_cpython_keeps_them(
     for x in stream(det_type, 700, seed=1):
         det.update(x)
     built = [dict_built(obj) for obj in (det, *helpers(det))]  # HDDM's deep copies build some
+    probe = detectors.build(DetectorSpec(type=det_type, params=params))  # type: ignore[arg-type]
+    assert not dict_built(probe)
+    vars(probe)
+    assert dict_built(probe), "dict_built cannot see a built dict on this Python"
     restored = round_trip(det)
 
     assert det.drift_detected == restored.drift_detected
